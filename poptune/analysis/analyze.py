@@ -1,0 +1,133 @@
+"""`poptune analyze`: best trial → retrained winner and baselines → metrics.json and report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from poptune.analysis.baselines import baseline_scores
+from poptune.analysis.export import write_best_config
+from poptune.analysis.report import markdown_report, terminal_table
+from poptune.analysis.results import SearchResults, read_results
+from poptune.analysis.retrain import Retrained, retrain
+from poptune.data import DataSource, Prepared, load_source, prepare
+from poptune.errors import ExperimentError, UsageError
+from poptune.files import read_json, write_json_atomic, write_text_atomic
+from poptune.layout import ANALYSIS_DIR, METRICS_FILE, REPORT_FILE, SEARCH_FILE
+
+
+@dataclass(frozen=True)
+class AnalyzeSettings:
+    seeds: int = 3
+    ensemble: int = 0
+    data: str | None = None  # override the searched data path (the file moved)
+    out: str | None = None  # default: <experiment>/analysis
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise UsageError(f"--seeds must be a positive integer, but got {self.seeds!r}")
+        if not isinstance(self.ensemble, int) or self.ensemble < 0:
+            raise UsageError(f"--ensemble must be >= 0, but got {self.ensemble!r}")
+
+
+def load_search_meta(exp_dir: Path) -> dict[str, Any]:
+    path = exp_dir / SEARCH_FILE
+    if not exp_dir.is_dir():
+        raise ExperimentError(f"{exp_dir}: no such experiment directory; pass <storage>/<name>")
+    if not path.is_file():
+        raise ExperimentError(
+            f"{exp_dir}: has no {SEARCH_FILE}, so it was not made by `poptune search`; "
+            "pass the folder poptune created, <storage>/<name>"
+        )
+    return read_json(path)
+
+
+def prepared_for(meta: dict[str, Any], data_override: str | None) -> Prepared:
+    """Rebuild exactly the split the search used (same source, seed and dedupe)."""
+    settings = meta["settings"]
+    source = DataSource.from_dict(settings["data"])
+    if data_override is not None:
+        source = DataSource(path=data_override)
+    frame = load_source(source, expect_sha256=meta["data"]["sha256"])
+    return prepare(frame, seed=settings["seed"], dedupe=settings["dedupe"])
+
+
+def analyze(
+    exp_dir: str | Path, settings: AnalyzeSettings, *, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    exp_dir = Path(exp_dir)
+    meta = load_search_meta(exp_dir)
+    out = Path(settings.out) if settings.out else exp_dir / ANALYSIS_DIR
+    results = read_results(exp_dir)
+    best = results.best()
+    write_best_config(exp_dir, best, meta)
+    if results.unfinished or results.errored:
+        log(
+            f"note: reporting on {results.terminated} finished trial(s); {results.errored} errored "
+            f"and {results.unfinished} did not finish (`poptune search --resume` continues them)"
+        )
+    prepared = prepared_for(meta, settings.data)
+    seed = meta["settings"]["seed"]
+    log(
+        f"retraining the winner ({best.config.family}, val_mse {best.best_val_mse:.3f}) "
+        f"for {best.best_epoch} epoch(s) with {settings.seeds} seed(s)…"
+    )
+    winner = retrain(
+        best.config, prepared, epochs=best.best_epoch, seeds=settings.seeds, base_seed=seed
+    )
+    log("training and scoring the baselines (mean, linear, hgb, seed_mlp)…")
+    baselines = baseline_scores(prepared, seed=seed)
+    metrics = build_metrics(winner, baselines, prepared, results, best.best_val_mse, meta)
+    write_json_atomic(out / METRICS_FILE, metrics)
+    write_text_atomic(out / REPORT_FILE, markdown_report(metrics))
+    log(terminal_table(metrics))
+    log(f"wrote {out / METRICS_FILE} and {out / REPORT_FILE}")
+    return metrics
+
+
+def build_metrics(
+    winner: Retrained,
+    baselines: dict[str, dict[str, float]],
+    prepared: Prepared,
+    results: SearchResults,
+    best_val_mse: float,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    info = prepared.info
+    return {
+        "test": {
+            "rmse": winner.test_rmse.mean,
+            "mae": winner.test_mae.mean,
+            "rmse_std": winner.test_rmse.std,
+            "mae_std": winner.test_mae.std,
+            "rmse_ci95": list(winner.test_rmse.ci95),
+            "mae_ci95": list(winner.test_mae.ci95),
+            "n_seeds": len(winner.seeds),
+            "epochs": winner.epochs,
+        },
+        "val": {"mse": best_val_mse, "mse_retrained": winner.val_mse.mean},
+        "baselines": baselines,
+        "best_config": winner.config.to_dict(),
+        "data": {
+            "source": info.source,
+            "sha256": info.sha256,
+            "synthetic": info.synthetic,
+            "rows_raw": info.rows_raw,
+            "rows_used": info.rows_used,
+            "duplicates_dropped": info.duplicates_dropped,
+            "dropped": info.dropped,
+            "dedupe": info.dedupe,
+            "train": info.train,
+            "val": info.val,
+            "test": info.test,
+        },
+        "search": {
+            "trials": len(results.trials),
+            "terminated": results.terminated,
+            "errored": results.errored,
+            "unfinished": results.unfinished,
+            "wall_s": float(meta.get("wall_s") or 0.0),
+        },
+    }

@@ -1,0 +1,62 @@
+"""best_config.json: the winning hyperparameters plus everything needed to reproduce them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from poptune.analysis.results import TrialRecord
+from poptune.errors import ExperimentError, UsageError
+from poptune.files import package_versions, read_json, write_json_atomic, write_text_atomic
+from poptune.layout import BEST_CONFIG_FILE
+from poptune.metric import METRIC, MODE
+
+
+def best_config_document(best: TrialRecord, search_meta: dict[str, Any]) -> dict[str, Any]:
+    """Flat config keys at the top (ready for `ModelConfig.from_dict` once `reproduce` is
+    popped), and under ``reproduce`` the epochs, seed, data fingerprint and versions."""
+    settings = search_meta["settings"]
+    return {
+        **best.config.to_dict(),
+        "reproduce": {
+            "epochs": best.best_epoch,
+            "seed": settings["seed"],
+            "metric": METRIC,
+            "mode": MODE,
+            METRIC: best.best_val_mse,
+            "trial_id": best.trial_id,
+            "data": search_meta["data"],
+            "data_source": settings["data"],
+            "search": {k: settings[k] for k in ("num_samples", "max_epochs", "scheduler", "name")},
+            "versions": package_versions(),
+        },
+    }
+
+
+def write_best_config(exp_dir: str | Path, best: TrialRecord, search_meta: dict[str, Any]) -> Path:
+    return write_json_atomic(
+        Path(exp_dir) / BEST_CONFIG_FILE, best_config_document(best, search_meta)
+    )
+
+
+def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:
+    """Return the best config as JSON text, or write it to ``out`` (YAML for .yaml/.yml)."""
+    source = Path(exp_dir) / BEST_CONFIG_FILE
+    if not source.is_file():
+        raise ExperimentError(
+            f"{source}: not found; run `poptune search` (or `poptune analyze`) on {exp_dir} first"
+        )
+    document = read_json(source)
+    if out is None:
+        return json.dumps(document, indent=2)
+    out = Path(out)
+    if out.suffix.lower() in (".yaml", ".yml"):
+        write_text_atomic(out, yaml.safe_dump(document, sort_keys=False))
+    elif out.suffix.lower() == ".json":
+        write_json_atomic(out, document)
+    else:
+        raise UsageError(f"--out {out}: use a .json, .yaml or .yml file name")
+    return str(out)

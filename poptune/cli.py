@@ -1,0 +1,416 @@
+"""`poptune` command line: parse → settings objects → calls; errors → one line and an exit code.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 unexpected
+internal error (traceback with --debug); 3 the search finished but some trials errored;
+130 interrupted (the experiment is saved: resume it with --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from poptune.errors import UsageError
+
+EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
+
+# Options of `search` (and `run`) that map onto SearchSettings fields of the same name.
+_SEARCH_KEYS = (
+    "num_samples", "max_epochs", "scheduler", "grace_period", "max_concurrent", "cpus_per_trial",
+    "gpus_per_trial", "address", "storage", "name", "seed", "dedupe", "max_failures",
+    "study_storage", "resume", "retry_errored", "force",
+)  # fmt: skip
+_DATA_KEYS = ("data", "synthetic_rows")
+_ANALYZE_KEYS = ("seeds", "ensemble", "out")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="poptune",
+        description="Distributed hyperparameter search for small PyTorch MLPs that predict "
+        "Spotify track popularity from audio features (Ray Tune + Optuna TPE).",
+        epilog="Every command has its own --help. Exit codes: 0 ok, 2 bad input, 1 internal "
+        "error, 3 some trials errored, 130 interrupted (resumable).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="search, then analyze, then export: the main job",
+        argument_default=argparse.SUPPRESS,
+    )
+    _add_search_options(run)
+    _add_analyze_options(run)
+    search = sub.add_parser(
+        "search", help="search only; writes the experiment dir", argument_default=argparse.SUPPRESS
+    )
+    _add_search_options(search)
+
+    analyze = sub.add_parser("analyze", help="retrain the best trial, score it and the baselines")
+    analyze.add_argument("exp_dir", metavar="EXP_DIR", help="experiment dir: <storage>/<name>")
+    analyze.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="the searched CSV, if it moved since the search (sha256-checked)",
+    )
+    _add_analyze_options(analyze)
+
+    export = sub.add_parser("export", help="write the best config as JSON or YAML")
+    export.add_argument("exp_dir", metavar="EXP_DIR")
+    export.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="output file; YAML when it ends in .yaml/.yml (default: print JSON)",
+    )
+
+    synth = sub.add_parser("synth", help="write the built-in synthetic dataset as a CSV")
+    synth.add_argument("--rows", type=_int, default=None, help="rows (default: the built-in size)")
+    synth.add_argument("--seed", type=_int, default=0, help="generator seed (default: 0)")
+    synth.add_argument("--out", metavar="CSV", required=True, help="output CSV path")
+    return parser
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search options (also readable from --config FILE.yaml)")
+    g.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="YAML file whose keys are these long option names; flags override it",
+    )
+    g.add_argument(
+        "--data",
+        metavar="PATH",
+        help="tracks CSV (.csv or .csv.gz); default: the built-in synthetic dataset",
+    )
+    g.add_argument(
+        "--synthetic-rows",
+        type=_int,
+        metavar="N",
+        help="rows of the built-in dataset when --data is not given (default: 30000)",
+    )
+    g.add_argument("--num-samples", type=_int, metavar="N", help="trials to run (default: 24)")
+    g.add_argument(
+        "--max-epochs",
+        type=_int,
+        metavar="E",
+        help="epochs of a trial that is not stopped early (default: 12)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="asha|fifo",
+        help="asha stops weak trials early (default); fifo runs every trial in full",
+    )
+    g.add_argument(
+        "--grace-period",
+        type=_int,
+        metavar="E",
+        help="epochs every trial gets before ASHA may stop it (default: 2)",
+    )
+    g.add_argument(
+        "--max-concurrent",
+        type=_int,
+        metavar="K",
+        help="trials running at once (default: as many as the cluster fits)",
+    )
+    g.add_argument("--cpus-per-trial", type=_float, metavar="C", help="CPUs per trial (default 1)")
+    g.add_argument(
+        "--gpus-per-trial",
+        type=_float,
+        metavar="G",
+        help="GPUs per trial, fractions allowed (default 0)",
+    )
+    g.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster to join (default: $RAY_ADDRESS, else a private local Ray)",
+    )
+    g.add_argument(
+        "--storage",
+        metavar="PATH|URI",
+        help="where experiments live: a path or s3://, gs:// URI (default: ./runs)",
+    )
+    g.add_argument(
+        "--name", metavar="NAME", help="experiment name (default: poptune-<date>-<time>)"
+    )
+    g.add_argument(
+        "--seed", type=_int, metavar="S", help="seed of split, sampler, models (default 0)"
+    )
+    g.add_argument(
+        "--dedupe",
+        metavar="track_id|none",
+        help="keep one row per track_id (default) or none (the reference's protocol)",
+    )
+    g.add_argument(
+        "--max-failures",
+        type=_int,
+        metavar="N",
+        help="retries of a failed trial from its last checkpoint (default: 3)",
+    )
+    g.add_argument(
+        "--study-storage",
+        metavar="URL",
+        help="SQLAlchemy URL of the Optuna study (default: SQLite in the experiment)",
+    )
+    g.add_argument("--resume", action="store_true", help="continue the experiment --name")
+    g.add_argument(
+        "--retry-errored", action="store_true", help="with --resume: rerun errored trials"
+    )
+    g.add_argument("--force", action="store_true", help="replace an existing experiment --name")
+
+
+def _add_analyze_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("analysis options")
+    g.add_argument("--seeds", type=_int, metavar="K", help="retrain the winner K times (default 3)")
+    g.add_argument(
+        "--ensemble",
+        type=_int,
+        metavar="K",
+        help="also average the top-K distinct configs (default: off)",
+    )
+    g.add_argument("--out", metavar="DIR", help="analysis output dir (default: EXP_DIR/analysis)")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, but got {text!r}") from None
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def _with_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Values from --config, overridden by the flags given on the command line."""
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "config")}
+    if not getattr(args, "config", None):
+        return given
+    import yaml
+
+    path = Path(args.config)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise UsageError(f"--config {path}: cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option: value, got a list/scalar")
+    subparser = _subparser(parser, args.command)
+    actions = {a.dest: a for a in subparser._actions if a.option_strings and a.dest != "config"}
+    values = {}
+    for key, value in loaded.items():
+        dest = str(key).lstrip("-").replace("-", "_")
+        action = actions.get(dest)
+        if action is None or dest == "help":
+            known = ", ".join(sorted(a.replace("_", "-") for a in actions if a != "help"))
+            raise UsageError(f"--config {path}: unknown key {key!r}; known keys: {known}")
+        values[dest] = _coerce(path, key, value, action)
+    return {**values, **given}
+
+
+def _coerce(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise UsageError(f"--config {path}: {key} must be true or false, but got {value!r}")
+        return value
+    if value is None or action.type is None:
+        return value if value is None else str(value)
+    try:
+        return action.type(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--config {path}: {key}: {exc}") from None
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise AssertionError("parser has no subcommands")
+
+
+def search_settings(values: dict[str, Any]):
+    from poptune.data import DataSource
+    from poptune.search import SearchSettings
+
+    kwargs = {k: values[k] for k in _SEARCH_KEYS if k in values}
+    kwargs.setdefault("name", time.strftime("poptune-%Y%m%d-%H%M%S"))
+    if values.get("data"):
+        source = DataSource(path=values["data"])
+    else:
+        rows = values.get("synthetic_rows")
+        source = DataSource(
+            synthetic_seed=values.get("seed", 0), **({"synthetic_rows": rows} if rows else {})
+        )
+    return SearchSettings(data=source, **kwargs)
+
+
+def analyze_settings(values: dict[str, Any]):
+    from poptune.analysis.analyze import AnalyzeSettings
+
+    return AnalyzeSettings(
+        **{
+            k: values[k]
+            for k in (*_ANALYZE_KEYS, "data")
+            if values.get(k) is not None and k in values
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
+    from poptune.analysis.analyze import load_search_meta
+    from poptune.analysis.export import write_best_config
+    from poptune.analysis.results import read_results
+    from poptune.data import load_source, prepare
+    from poptune.search.runner import run_search
+
+    settings = search_settings(values)
+    print(f"poptune: loading {settings.data.describe()}", flush=True)
+    frame = load_source(settings.data)
+    print(f"poptune: {frame.attrs['load_report'].summary()}", flush=True)
+    prepared = prepare(frame, seed=settings.seed, dedupe=settings.dedupe)
+    info = prepared.info
+    print(
+        f"poptune: {info.rows_used:,} rows after dedupe ({info.duplicates_dropped:,} duplicate "
+        f"track rows dropped); split {info.train:,}/{info.val:,}/{info.test:,}",
+        flush=True,
+    )
+    verb = "resuming" if settings.resume else "searching"
+    print(
+        f"poptune: {verb} {settings.num_samples} trials × up to {settings.max_epochs} epochs "
+        f"({settings.scheduler}) into {settings.experiment_uri}",
+        flush=True,
+    )
+    outcome = run_search(settings, prepared)
+    print(
+        f"poptune: search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
+        f"{outcome.errored} errored, {outcome.unfinished} unfinished",
+        flush=True,
+    )
+    if outcome.unfinished:
+        print(
+            f"poptune: interrupted; the experiment is saved. Resume it with:\n"
+            f"  poptune search --storage {settings.storage} --name {settings.name} --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED, settings
+    if settings.storage_is_local:
+        exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
+        results = read_results(exp_dir)
+        write_best_config(exp_dir, results.best(), load_search_meta(exp_dir))
+        print(f"poptune: best config written to {exp_dir / 'best_config.json'}")
+    if outcome.errored:
+        print(
+            f"poptune: warning: {outcome.errored} trial(s) errored; their error files are in the "
+            "trial folders (rerun them with --resume --retry-errored)",
+            file=sys.stderr,
+        )
+        return EXIT_TRIALS_ERRORED, settings
+    return 0, settings
+
+
+def cmd_run(values: dict[str, Any]) -> int:
+    from poptune.analysis.analyze import analyze
+
+    code, settings = cmd_search(values)
+    if code == EXIT_INTERRUPTED:
+        return code
+    if not settings.storage_is_local:
+        raise UsageError(
+            "analysis reads the experiment from local disk; copy it down and run "
+            "`poptune analyze <local copy>`"
+        )
+    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
+    analyze(exp_dir, analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS}))
+    return code
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from poptune.analysis.analyze import analyze
+
+    analyze(args.exp_dir, analyze_settings(vars(args)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from poptune.analysis.export import export_best_config
+
+    written = export_best_config(args.exp_dir, args.out)
+    print(written if args.out is None else f"poptune: wrote {written}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from poptune.data import DEFAULT_ROWS, synthetic_tracks
+    from poptune.files import write_text_atomic
+
+    rows = args.rows if args.rows is not None else DEFAULT_ROWS
+    if rows < 1:
+        raise UsageError(f"--rows must be a positive integer, but got {rows}")
+    frame = synthetic_tracks(rows, args.seed)
+    write_text_atomic(args.out, frame.to_csv(index=False))
+    print(f"poptune: wrote {len(frame):,} synthetic rows to {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere, not only before COMMAND
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if args.command in ("run", "search"):
+            values = _with_config_file(parser, args)
+            if args.command == "run":
+                return cmd_run(values)
+            return cmd_search(values)[0]
+        return {"analyze": cmd_analyze, "export": cmd_export, "synth": cmd_synth}[args.command](
+            args
+        )
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"poptune: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("poptune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"poptune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+            "traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

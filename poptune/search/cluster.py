@@ -1,0 +1,77 @@
+"""Joining a Ray cluster, or starting a private local one that is safe by default."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import ray
+
+from poptune.errors import UsageError
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    address: str | None  # None: a private local Ray started for this run
+    cpus: float
+    gpus: float
+    nodes: int
+
+    @property
+    def local(self) -> bool:
+        return self.address is None
+
+
+@contextmanager
+def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[ClusterInfo]:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; shut down on exit."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    common = {"log_to_driver": False, "logging_level": "WARNING"}
+    if address:
+        _check_reachable(address)
+        ray.init(address=address, **common)
+    else:
+        # address="local": never attach silently to whatever cluster ran last on this machine.
+        # Loopback only and no dashboard: nothing listens for the outside world by default.
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            **common,
+        )
+    try:
+        resources = ray.cluster_resources()
+        yield ClusterInfo(
+            address=address,
+            cpus=float(resources.get("CPU", 0.0)),
+            gpus=float(resources.get("GPU", 0.0)),
+            nodes=len([n for n in ray.nodes() if n.get("Alive")]),
+        )
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast with one line where Ray itself would retry for a long time."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379 or ray://HOST:10001)"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--address {address}: cannot reach a Ray cluster there ({exc.strerror or exc}); "
+            "check that `ray start --head` runs on that host and the port is open to you"
+        ) from exc

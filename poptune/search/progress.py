@@ -1,0 +1,53 @@
+"""One line per finished trial instead of Tune's boxes: what ran, how it did, best so far."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from ray.tune import Callback
+
+from poptune.metric import METRIC
+
+
+class TrialProgress(Callback):
+    def __init__(self, num_samples: int, max_epochs: int, stream: TextIO = sys.stdout) -> None:
+        self._num_samples = num_samples
+        self._max_epochs = max_epochs
+        self._stream = stream
+        self._best_of: dict[str, float] = {}
+        self._done = 0
+        self._overall: tuple[float, str] | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        value = result.get(METRIC)
+        if value is not None:
+            self._best_of[trial.trial_id] = min(value, self._best_of.get(trial.trial_id, value))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._done += 1
+        best = self._best_of.get(trial.trial_id)
+        epochs = (trial.last_result or {}).get("training_iteration", 0)
+        family = trial.config.get("family", "?")
+        if best is not None and (self._overall is None or best < self._overall[0]):
+            self._overall = (best, family)
+        stopped = " (stopped early)" if epochs < self._max_epochs else ""
+        so_far = f"{self._overall[0]:.3f} ({self._overall[1]})" if self._overall else "-"
+        shown = f"{best:.3f}" if best is not None else "n/a"
+        self._print(
+            f"[{self._done:>3}/{self._num_samples}] {trial.trial_id} {family:<18} "
+            f"{epochs:>3} epoch(s){stopped:<16} best {METRIC} {shown:>9}   best so far {so_far}"
+        )
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._done += 1
+        self._print(
+            f"[{self._done:>3}/{self._num_samples}] {trial.trial_id} ERRORED "
+            f"(details: {trial.error_file or 'see the trial folder'})"
+        )
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._print(f"      {trial.trial_id} failed and is being retried from its last checkpoint")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._stream, flush=True)

@@ -1,0 +1,214 @@
+"""The search itself: Tuner + OptunaSearch (TPE) + ASHA over the define-by-run space."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from poptune.data import Prepared
+from poptune.errors import ExperimentError, UsageError
+from poptune.files import package_versions, read_json, write_json_atomic
+from poptune.layout import SEARCH_FILE, STUDY_FILE
+from poptune.metric import METRIC, MODE
+from poptune.search.cluster import ClusterInfo, ray_session
+from poptune.search.progress import TrialProgress
+from poptune.search.searcher import PoptuneOptunaSearch
+from poptune.search.settings import SearchSettings
+from poptune.spaces import WEIGHT_DECAY_RANGE, define_space
+from poptune.trainables.config import REFERENCE
+from poptune.trainables.tune import TrialSettings, train_trial
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    experiment: str
+    trials: int
+    terminated: int
+    errored: int
+    wall_s: float
+
+    @property
+    def unfinished(self) -> int:
+        return self.trials - self.terminated - self.errored
+
+
+def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
+    """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts."""
+    _claim_experiment_dir(settings)
+    previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
+    with ray_session(settings.address) as cluster:
+        _check_resources(settings, cluster)
+        trainable = _trainable(settings, prepared)
+        if settings.resume:
+            tuner = tune.Tuner.restore(
+                settings.experiment_uri,
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=settings.retry_errored,
+            )
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=_tune_config(settings),
+                run_config=tune.RunConfig(
+                    name=settings.name,
+                    storage_path=settings.storage_uri,
+                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[TrialProgress(settings.num_samples, settings.max_epochs)],
+                    verbose=0,
+                ),
+            )
+        _write_search_file(settings, prepared, wall_s=None)
+        started = time.perf_counter()
+        grid = tuner.fit()
+        wall_s = time.perf_counter() - started
+    wall_s += previous_wall_s
+    _write_search_file(settings, prepared, wall_s=wall_s)
+    return SearchOutcome(
+        experiment=settings.experiment_uri,
+        trials=len(grid),
+        terminated=grid.num_terminated,
+        errored=grid.num_errors,
+        wall_s=wall_s,
+    )
+
+
+def _trainable(settings: SearchSettings, prepared: Prepared):
+    trial = TrialSettings(
+        max_epochs=settings.max_epochs,
+        seed=settings.seed,
+        threads=max(1, int(settings.cpus_per_trial)),
+        use_gpu=settings.gpus_per_trial > 0,
+    )
+    # with_parameters puts the arrays in the object store once; trials read them zero-copy.
+    return tune.with_resources(
+        tune.with_parameters(train_trial, prepared=prepared, settings=trial),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+
+
+def _tune_config(settings: SearchSettings) -> tune.TuneConfig:
+    # The reference model is the first point tried, so the search starts from the bar it must beat.
+    reference = {**REFERENCE.to_dict(), "weight_decay": WEIGHT_DECAY_RANGE[0]}
+    searcher = PoptuneOptunaSearch(
+        space=define_space,
+        metric=METRIC,
+        mode=MODE,
+        points_to_evaluate=[reference],
+        sampler=optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True),
+        storage=_study_storage(settings),
+        study_name=settings.name,
+        max_epochs=settings.max_epochs,
+    )
+    if settings.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=settings.max_epochs,
+            grace_period=min(settings.grace_period, settings.max_epochs),
+            reduction_factor=3,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    return tune.TuneConfig(
+        metric=METRIC,
+        mode=MODE,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=settings.num_samples,
+        max_concurrent_trials=settings.max_concurrent,
+        # One long-lived worker process per slot: no fresh interpreter and torch import per trial.
+        reuse_actors=True,
+        trial_dirname_creator=trial_dirname,
+    )
+
+
+def trial_dirname(trial) -> str:
+    """`MLP2Layer_3f9a01c2`: what ran, readable in TensorBoard's run list."""
+    return f"{trial.config.get('family', 'trial')}_{trial.trial_id}"
+
+
+def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | None:
+    url = settings.study_storage
+    if url is None and settings.storage_is_local:
+        url = f"sqlite:///{Path(settings.experiment_uri.removeprefix('file://')) / STUDY_FILE}"
+    if url is None:
+        return None
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable DB
+        raise UsageError(
+            f"--study-storage {url!r}: cannot open it ({exc}); use a SQLAlchemy URL such as "
+            "sqlite:///study.db or postgresql://user@host/db"
+        ) from exc
+
+
+def _claim_experiment_dir(settings: SearchSettings) -> None:
+    if not settings.storage_is_local:
+        return  # remote storage: Tuner.restore reports a missing experiment itself
+    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
+    exists = exp_dir.exists() and any(exp_dir.iterdir())
+    if settings.resume and not exists:
+        raise ExperimentError(
+            f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
+        )
+    if exists and not settings.resume:
+        if not settings.force:
+            raise ExperimentError(
+                f"experiment {exp_dir} already exists; pass --resume to continue it, "
+                "--force to replace it, or choose another --name"
+            )
+        shutil.rmtree(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
+    if settings.gpus_per_trial > 0 and cluster.gpus < settings.gpus_per_trial:
+        raise UsageError(
+            f"--gpus-per-trial {settings.gpus_per_trial:g}: the cluster has "
+            f"{cluster.gpus:g} GPU(s), so no trial could ever start; "
+            "drop the option or add GPU nodes"
+        )
+    if cluster.cpus < settings.cpus_per_trial:
+        raise UsageError(
+            f"--cpus-per-trial {settings.cpus_per_trial:g}: the cluster has only "
+            f"{cluster.cpus:g} CPU(s); lower it"
+        )
+    if settings.max_concurrent and cluster.local:
+        slots = int(cluster.cpus // settings.cpus_per_trial)
+        if settings.max_concurrent > slots:
+            raise UsageError(
+                f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
+                f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
+            )
+
+
+def _write_search_file(
+    settings: SearchSettings, prepared: Prepared, *, wall_s: float | None
+) -> None:
+    if not settings.storage_is_local:
+        return
+    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
+    write_json_atomic(
+        exp_dir / SEARCH_FILE,
+        {
+            "settings": settings.to_dict(),
+            "data": prepared.info.to_dict(),
+            "wall_s": wall_s,
+            "versions": package_versions(),
+        },
+    )
+
+
+def _previous_wall_s(settings: SearchSettings) -> float:
+    path = Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE
+    try:
+        return float(read_json(path).get("wall_s") or 0.0)
+    except (OSError, ValueError):
+        return 0.0

@@ -1,0 +1,47 @@
+"""Ray's OptunaSearch, told the truth about each trial.
+
+Ray's wrapper tells Optuna a trial's *last* value and calls every early-stopped trial complete.
+TPE should learn from a trial's *best* epoch (that is the model analysis retrains), and a trial
+ASHA stopped early is a pruned trial, recorded as such (with its last value) in the study.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search.optuna import OptunaSearch
+
+from poptune.metric import METRIC
+
+
+class PoptuneOptunaSearch(OptunaSearch):
+    def __init__(self, *args, max_epochs: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._best: dict[str, float] = {}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(METRIC)
+        if value is not None:
+            self._best[trial_id] = min(value, self._best.get(trial_id, float("inf")))
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        ot_trial = self._ot_trials[trial_id]
+        best = self._best.pop(trial_id, None)
+        if error or best is None:
+            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        elif (
+            result
+            and not result.get("diverged")
+            and result.get(TRAINING_ITERATION, 0) < self._max_epochs
+        ):
+            # Stopped by the scheduler: Optuna takes the last reported value for a pruned trial.
+            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+        else:
+            self._ot_study.tell(ot_trial, best, state=TrialState.COMPLETE)
+        self._completed_trials.add(trial_id)

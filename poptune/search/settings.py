@@ -1,0 +1,94 @@
+"""Every knob of a search, in one frozen object built once by the CLI (or by hand in Python)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from poptune.data import DEDUPE_CHOICES, DataSource
+from poptune.errors import UsageError
+
+SCHEDULERS = ("asha", "fifo")
+# URI schemes pyarrow's filesystem layer (Ray's storage backend) understands.
+STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    data: DataSource = field(default_factory=DataSource)
+    num_samples: int = 24
+    max_epochs: int = 12
+    scheduler: str = "asha"
+    grace_period: int = 2
+    max_concurrent: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    storage: str = "runs"
+    name: str = "poptune"
+    seed: int = 0
+    dedupe: str = "track_id"
+    max_failures: int = 3
+    study_storage: str | None = None
+    resume: bool = False
+    retry_errored: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        _positive_int("num-samples", self.num_samples)
+        _positive_int("max-epochs", self.max_epochs)
+        _positive_int("grace-period", self.grace_period)
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(
+                f"--scheduler must be one of {', '.join(SCHEDULERS)}, but got {self.scheduler!r}"
+            )
+        if self.max_concurrent is not None:
+            _positive_int("max-concurrent", self.max_concurrent)
+        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            raise UsageError(f"--cpus-per-trial must be > 0, but got {self.cpus_per_trial}")
+        if not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise UsageError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise UsageError(
+                f"--gpus-per-trial above 1 must be a whole number, but got {self.gpus_per_trial}"
+            )
+        if self.dedupe not in DEDUPE_CHOICES:
+            raise UsageError(
+                f"--dedupe must be one of {', '.join(DEDUPE_CHOICES)}, but got {self.dedupe!r}"
+            )
+        if self.max_failures < 0:
+            raise UsageError(f"--max-failures must be >= 0, but got {self.max_failures}")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise UsageError(f"--name must be a plain folder name, but got {self.name!r}")
+        if self.resume and self.force:
+            raise UsageError("--resume and --force contradict each other; pass one of them")
+        scheme = self.storage.split("://", 1)[0] if "://" in self.storage else None
+        if scheme is not None and scheme not in STORAGE_SCHEMES:
+            raise UsageError(
+                f"--storage scheme {scheme!r} is not supported; use a local path or one of "
+                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+            )
+
+    @property
+    def storage_is_local(self) -> bool:
+        return "://" not in self.storage or self.storage.startswith("file://")
+
+    @property
+    def storage_uri(self) -> str:
+        """What Ray is given: local paths made absolute (Ray requires that)."""
+        if "://" in self.storage:
+            return self.storage
+        return str(Path(self.storage).expanduser().resolve())
+
+    @property
+    def experiment_uri(self) -> str:
+        return f"{self.storage_uri.rstrip('/')}/{self.name}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _positive_int(option: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UsageError(f"--{option} must be a positive integer, but got {value!r}")

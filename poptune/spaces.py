@@ -1,0 +1,44 @@
+"""The search space, define-by-run for Optuna: family first, then only that family's keys.
+
+Only `suggest_*` calls live here (Ray's `OptunaSearch` rule: no computation in the space), so
+TPE sees a conditional space and never wastes a sample on a width the family does not have.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from poptune.trainables.config import DROPOUT_FAMILIES, FAMILIES, FAMILY_WIDTHS
+
+# Inclusive bounds, sampled on a log scale except dropout. They bracket the reference model
+# (128-64-32, dropout 0.2, lr 1e-3, batch 64) with room on both sides.
+WIDTH_RANGES: dict[str, tuple[int, int]] = {
+    "width_1": (16, 512),
+    "width_2": (8, 256),
+    "width_3": (4, 128),
+}
+DROPOUT_RANGE = (0.0, 0.5)
+LR_RANGE = (1e-4, 3e-2)
+BATCH_SIZES = (64, 128, 256, 512, 1024, 2048)
+# 1e-8 is "no weight decay" for all practical purposes, and keeps the log scale defined.
+WEIGHT_DECAY_RANGE = (1e-8, 1e-2)
+
+
+class SuggestTrial(Protocol):
+    """The part of `optuna.trial.Trial` the space uses (Ray passes a capturing wrapper)."""
+
+    def suggest_categorical(self, name: str, choices: tuple) -> object: ...
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+
+def define_space(trial: SuggestTrial) -> None:
+    """Sample one config into ``trial``; Ray's OptunaSearch collects the suggested values."""
+    family = trial.suggest_categorical("family", FAMILIES)
+    for key in FAMILY_WIDTHS[family]:
+        trial.suggest_int(key, *WIDTH_RANGES[key], log=True)
+    if family in DROPOUT_FAMILIES:
+        trial.suggest_float("dropout", *DROPOUT_RANGE)
+    trial.suggest_float("lr", *LR_RANGE, log=True)
+    trial.suggest_categorical("batch_size", BATCH_SIZES)
+    trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True)

@@ -1,0 +1,106 @@
+"""The hyperparameters of one trial as a frozen object; the flat dict lives only at Tune's edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from poptune.errors import UsageError
+
+# Which width keys (and whether dropout) each family uses. The search space and the models both
+# read this table, so adding a family means adding one row here and one class in models.py.
+FAMILY_WIDTHS: dict[str, tuple[str, ...]] = {
+    "MLP1Layer": ("width_1",),
+    "MLP2Layer": ("width_1", "width_2"),
+    "MLP3LayerDropout": ("width_1", "width_2", "width_3"),
+    "MLP2LayerBatchNorm": ("width_1", "width_2"),
+}
+DROPOUT_FAMILIES = frozenset({"MLP3LayerDropout"})
+FAMILIES: tuple[str, ...] = tuple(FAMILY_WIDTHS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One point of the search space; keys absent from a family stay ``None``."""
+
+    family: str
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    width_1: int | None = None
+    width_2: int | None = None
+    width_3: int | None = None
+    dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILY_WIDTHS:
+            raise UsageError(
+                f"family must be one of {', '.join(FAMILIES)}, but got {self.family!r}"
+            )
+        for key in FAMILY_WIDTHS[self.family]:
+            width = getattr(self, key)
+            if not isinstance(width, int) or width < 1:
+                raise UsageError(
+                    f"{self.family} needs {key} as a positive integer, but got {width!r}"
+                )
+        if self.family in DROPOUT_FAMILIES and not (0.0 <= (self.dropout or 0.0) < 1.0):
+            raise UsageError(f"dropout must be in [0, 1), but got {self.dropout!r}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be positive, but got {self.lr!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 2):
+            raise UsageError(f"batch_size must be an integer >= 2, but got {self.batch_size!r}")
+        if not self.weight_decay >= 0:
+            raise UsageError(f"weight_decay must be >= 0, but got {self.weight_decay!r}")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(getattr(self, key) for key in FAMILY_WIDTHS[self.family])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict of the keys this family uses (DESIGN.md §2, "Config keys")."""
+        used = {"family", "lr", "batch_size", "weight_decay", *FAMILY_WIDTHS[self.family]}
+        if self.family in DROPOUT_FAMILIES:
+            used.add("dropout")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in used}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown config key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(sorted(known))}"
+            )
+        family = config.get("family")
+        if family not in FAMILY_WIDTHS:
+            raise UsageError(f"family must be one of {', '.join(FAMILIES)}, but got {family!r}")
+        used = {"family", "lr", "batch_size", "weight_decay", *FAMILY_WIDTHS[family]}
+        if family in DROPOUT_FAMILIES:
+            used.add("dropout")
+        # A width the family does not have is not part of its config (a flat table of trials
+        # carries every key for every row).
+        values = {k: v for k, v in config.items() if k in used}
+        # Values read back from JSON, YAML or a DataFrame arrive as floats or numpy scalars.
+        for key in (*FAMILY_WIDTHS[family], "batch_size"):
+            if values.get(key) is not None and float(values[key]).is_integer():
+                values[key] = int(values[key])
+        for key in ("lr", "weight_decay", "dropout"):
+            if values.get(key) is not None:
+                values[key] = float(values[key])
+        return cls(**values)
+
+
+# The reference study's best model, trained 10 epochs: the `seed_mlp` baseline, and the first
+# point every search evaluates so that the search can only improve on it.
+REFERENCE = ModelConfig(
+    family="MLP3LayerDropout",
+    width_1=128,
+    width_2=64,
+    width_3=32,
+    dropout=0.2,
+    lr=0.001,
+    batch_size=64,
+    weight_decay=0.0,
+)
+REFERENCE_EPOCHS = 10

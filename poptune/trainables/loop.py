@@ -1,0 +1,182 @@
+"""`fit`: train one model in-process, no Ray. The Ray trainable and the analysis retrain call it.
+
+Speed matters because a search multiplies this loop by hundreds of trials: the whole training
+split lives in one tensor, each epoch does one shuffled gather and then slices contiguous batches
+(no per-item Dataset/DataLoader, no Python work per sample), and evaluation runs in large batches
+under `torch.inference_mode`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from poptune.data import Prepared
+from poptune.metric import regression_scores
+from poptune.trainables.config import ModelConfig
+from poptune.trainables.models import build_model
+
+_EVAL_BATCH = 65_536
+
+
+class EpochStats(TypedDict):
+    """One epoch's numbers, in popularity points (a dict so Tune and JSON take it as it is)."""
+
+    epoch: int
+    train_loss: float
+    val_mse: float
+    val_rmse: float
+    val_mae: float
+    seconds: float
+    diverged: bool
+
+
+@dataclass(frozen=True)
+class TargetScale:
+    """Models learn standardised popularity, so every lr and batch size starts on equal terms."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> TargetScale:
+        std = float(np.std(y))
+        return cls(mean=float(np.mean(y)), std=std if std > 0 else 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    model: nn.Module
+    history: list[EpochStats]
+    best_epoch: int
+    target_scale: TargetScale
+
+    @property
+    def best(self) -> EpochStats:
+        return self.history[self.best_epoch - 1]
+
+
+TrainingState = dict[str, Any]
+EpochCallback = Callable[[EpochStats, Callable[[], TrainingState]], None]
+
+
+def fit(
+    config: ModelConfig | dict,
+    prepared: Prepared,
+    *,
+    epochs: int,
+    seed: int,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
+    on_epoch: EpochCallback | None = None,
+    resume_from: TrainingState | None = None,
+) -> FitResult:
+    """Train ``config`` on ``prepared`` for ``epochs`` epochs and keep its per-epoch history.
+
+    ``on_epoch(stats, state)`` runs after every epoch; ``state()`` returns everything needed to
+    continue later (pass it back as ``resume_from``), built only if the callback asks for it.
+    Training stops early, marking the epoch ``diverged``, if the loss stops being finite.
+    """
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, but got {epochs}")
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    shuffle_rng = torch.Generator().manual_seed(seed)
+
+    scale = TargetScale.fit(prepared.y_train)
+    x_train = torch.from_numpy(prepared.x_train).to(device)
+    y_train = torch.from_numpy((prepared.y_train - scale.mean) / scale.std).to(device).unsqueeze(1)
+    x_val = torch.from_numpy(prepared.x_val).to(device)
+
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    history: list[EpochStats] = []
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        shuffle_rng.set_state(resume_from["shuffle_rng"])
+        torch.set_rng_state(resume_from["torch_rng"])
+        history = list(resume_from["history"])
+
+    def state() -> TrainingState:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "shuffle_rng": shuffle_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": list(history),
+        }
+
+    n = len(x_train)
+    # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
+    n_used = n - 1 if n % config.batch_size == 1 else n
+    for epoch in range(len(history) + 1, epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=shuffle_rng).to(device)
+        xs, ys = x_train[order], y_train[order]
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, n_used, config.batch_size):
+            xb, yb = xs[start : start + config.batch_size], ys[start : start + config.batch_size]
+            loss = nn.functional.mse_loss(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(xb)
+        train_loss = float(loss_sum) / n_used * scale.std**2  # back in popularity points²
+        diverged = not math.isfinite(train_loss)
+        scores = _validation_scores(model, x_val, prepared.y_val, scale, diverged)
+        history.append(
+            EpochStats(
+                epoch=epoch,
+                train_loss=train_loss if not diverged else float("nan"),
+                val_mse=scores["mse"],
+                val_rmse=scores["rmse"],
+                val_mae=scores["mae"],
+                seconds=time.perf_counter() - started,
+                diverged=diverged,
+            )
+        )
+        if on_epoch is not None:
+            on_epoch(history[-1], state)
+        if diverged:
+            break
+
+    best = min(history, key=lambda h: h["val_mse"])
+    return FitResult(model=model, history=history, best_epoch=best["epoch"], target_scale=scale)
+
+
+def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) -> np.ndarray:
+    """Popularity predictions (unclipped) for scaled features, in large batches."""
+    device = next(model.parameters()).device
+    x = torch.as_tensor(x, device=device)
+    model.eval()
+    with torch.inference_mode():
+        out = torch.cat([model(x[i : i + _EVAL_BATCH]) for i in range(0, len(x), _EVAL_BATCH)])
+    return out.squeeze(1).double().cpu().numpy() * scale.std + scale.mean
+
+
+def _validation_scores(
+    model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray, scale: TargetScale, diverged: bool
+) -> dict[str, float]:
+    if diverged:
+        # A diverged model is scored as if it predicted the training mean: a finite, honest
+        # "no better than nothing" that TPE can learn from, where a NaN would poison the study.
+        return regression_scores(y_val, np.full(len(y_val), scale.mean))
+    pred = predict(model, x_val, scale)
+    if not np.isfinite(pred).all():
+        return regression_scores(y_val, np.full(len(y_val), scale.mean))
+    return regression_scores(y_val, pred)

@@ -1,0 +1,67 @@
+"""The Ray trainable: a dict from Tune in, `fit` in the middle, metrics and checkpoints out."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from poptune.data import Prepared
+from poptune.trainables.config import ModelConfig
+from poptune.trainables.loop import EpochStats, TrainingState, fit
+
+STATE_FILE = "training_state.pt"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    max_epochs: int
+    seed: int
+    threads: int
+    use_gpu: bool
+
+
+def train_trial(config: dict, *, prepared: Prepared, settings: TrialSettings) -> None:
+    """Train one sampled config, reporting every epoch and checkpointing so it can resume."""
+    model_config = ModelConfig.from_dict(config)
+    resume_from = _load_checkpoint()
+    if settings.use_gpu and not torch.cuda.is_available():
+        raise RuntimeError("this trial reserved a GPU, but CUDA is not available on its node")
+    device = "cuda" if settings.use_gpu else "cpu"
+    context = ray.get_runtime_context()
+    where = {
+        "node_id": context.get_node_id(),
+        "device": device,
+        # The epoch this run of the trial started from: > 0 means it resumed from a checkpoint.
+        "resumed_from_epoch": len(resume_from["history"]) if resume_from else 0,
+    }
+
+    def report(stats: EpochStats, state: Callable[[], TrainingState]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state(), Path(tmp) / STATE_FILE)
+            tune.report({**stats, **where}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    fit(
+        model_config,
+        prepared,
+        epochs=settings.max_epochs,
+        seed=settings.seed,
+        threads=settings.threads,
+        device=device,
+        on_epoch=report,
+        resume_from=resume_from,
+    )
+
+
+def _load_checkpoint() -> TrainingState | None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as path:
+        # weights_only: a checkpoint is data, never code to unpickle.
+        return torch.load(Path(path) / STATE_FILE, weights_only=True)
