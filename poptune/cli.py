@@ -321,6 +321,7 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
         results = read_results(exp_dir)
         write_best_config(exp_dir, results.best(), load_search_meta(exp_dir))
         print(f"poptune: best config written to {exp_dir / 'best_config.json'}")
+        print(f"poptune: inspect the trials with: tensorboard --logdir {exp_dir}")
     if outcome.errored:
         print(
             f"poptune: warning: {outcome.errored} trial(s) errored; their error files are in the "

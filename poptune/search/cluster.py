@@ -36,6 +36,8 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         _check_reachable(address)
         ray.init(address=address, **common)
     else:
+        # Token auth on, said explicitly (Ray would turn it on anyway, with a warning).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
         ray.init(

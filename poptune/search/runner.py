@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class SearchOutcome:
 
 def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
     """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts."""
+    _quiet_tune()
     _claim_experiment_dir(settings)
     previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
     with ray_session(settings.address) as cluster:
@@ -78,6 +81,15 @@ def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
         errored=grid.num_errors,
         wall_s=wall_s,
     )
+
+
+def _quiet_tune() -> None:
+    """poptune prints one line per trial (TrialProgress); Tune's own boxes, tips and warnings
+    about snapshot frequency (tiny checkpoints, taken every epoch on purpose) would bury them."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # legacy reporter: silent at verbose=0
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def _trainable(settings: SearchSettings, prepared: Prepared):
