@@ -257,10 +257,10 @@ def search_settings(values: dict[str, Any]):
     if values.get("data"):
         source = DataSource(path=values["data"])
     else:
+        # The built-in dataset stays the same whatever --seed is, so that runs with different
+        # seeds differ only in split, sampler and initialisation, and compare with each other.
         rows = values.get("synthetic_rows")
-        source = DataSource(
-            synthetic_seed=values.get("seed", 0), **({"synthetic_rows": rows} if rows else {})
-        )
+        source = DataSource(**({"synthetic_rows": rows} if rows else {}))
     return SearchSettings(data=source, **kwargs)
 
 
