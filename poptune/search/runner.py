@@ -22,6 +22,7 @@ from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
+from poptune.search.tensorboard import TrialTensorBoard
 from poptune.spaces import WEIGHT_DECAY_RANGE, define_space
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.tune import TrialSettings, train_trial
@@ -64,7 +65,10 @@ def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
                     storage_path=settings.storage_uri,
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[TrialProgress(settings.num_samples, settings.max_epochs)],
+                    callbacks=[
+                        TrialProgress(settings.num_samples, settings.max_epochs),
+                        TrialTensorBoard(settings.max_epochs),
+                    ],
                     verbose=0,
                 ),
             )
