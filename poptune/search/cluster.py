@@ -38,6 +38,9 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
     else:
         # Token auth on, said explicitly (Ray would turn it on anyway, with a warning).
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # Ray caches its config at import: without a refresh this driver stays in "disabled"
+        # mode while the GCS it starts reads "token", and every connection is rejected.
+        ray._raylet.Config.initialize("")
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
         ray.init(
