@@ -1,0 +1,136 @@
+"""`fit` is a pure function of (config, data, seed): the same curve every time, resumed or not.
+
+The speed work in `fit` (a flat-buffer AdamW, batches as views, the loss summed once per epoch)
+must not move a single bit: these tests compare against torch's own AdamW and a plain rerun.
+Not timed; see benchmarks/ for speed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from poptune.trainables import ModelConfig, build_model, fit
+from poptune.trainables.flat_adamw import FlatAdamW
+
+CONFIGS = {
+    "MLP1Layer": {"family": "MLP1Layer", "width_1": 17},
+    "MLP2Layer": {"family": "MLP2Layer", "width_1": 40, "width_2": 9},
+    "MLP3LayerDropout": {
+        "family": "MLP3LayerDropout",
+        "width_1": 37,
+        "width_2": 13,
+        "width_3": 5,
+        "dropout": 0.3,
+    },
+    "MLP2LayerBatchNorm": {"family": "MLP2LayerBatchNorm", "width_1": 33, "width_2": 9},
+}
+
+
+def _config(family: str, *, batch_size: int = 50, weight_decay: float = 1e-3) -> ModelConfig:
+    return ModelConfig.from_dict(
+        {**CONFIGS[family], "lr": 3e-3, "batch_size": batch_size, "weight_decay": weight_decay}
+    )
+
+
+def _curve(history: list[dict]) -> list[dict]:
+    """Everything an epoch reports except its wall time."""
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in pairs)
+
+
+def _frozen(state) -> dict:
+    """A deep copy through torch.save, as the Ray trainable writes a checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_same_seed_same_curve_and_weights(family, small_prepared):
+    config = _config(family)
+    first = fit(config, small_prepared, epochs=3, seed=11, threads=1)
+    second = fit(config, small_prepared, epochs=3, seed=11, threads=1)
+    assert _curve(first.history) == _curve(second.history)
+    assert _same_weights(first.model, second.model)
+    other = fit(config, small_prepared, epochs=3, seed=12, threads=1)
+    assert _curve(other.history) != _curve(first.history)  # the seed does matter
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_resuming_mid_training_gives_the_uninterrupted_curve(family, small_prepared):
+    config = _config(family)
+    saved: dict[int, dict] = {}
+
+    def keep_state(stats, state) -> None:
+        saved[stats["epoch"]] = _frozen(state())
+
+    whole = fit(config, small_prepared, epochs=4, seed=3, threads=1, on_epoch=keep_state)
+    resumed = fit(config, small_prepared, epochs=4, seed=3, threads=1, resume_from=saved[2])
+    assert _curve(resumed.history) == _curve(whole.history)
+    assert _same_weights(whole.model, resumed.model)
+
+
+def test_a_returned_model_owns_its_weights(small_prepared):
+    """Bundles are saved with safetensors, which refuses tensors that share storage."""
+    result = fit(_config("MLP2Layer"), small_prepared, epochs=1, seed=0, threads=1)
+    pointers = [p.untyped_storage().data_ptr() for p in result.model.parameters()]
+    assert len(set(pointers)) == len(pointers)
+
+
+def _train(model: nn.Module, optimizer, steps: int, seed: int) -> list[torch.Tensor]:
+    data = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x, y = torch.randn(24, 10, generator=data), torch.randn(24, 1, generator=data)
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_flat_adamw_matches_torch_adamw_bit_for_bit(family, weight_decay):
+    config = _config(family, weight_decay=weight_decay)
+    runs = []
+    for flat in (False, True):
+        torch.manual_seed(5)  # same initial weights and dropout masks for both
+        model = build_model(config)
+        cls = FlatAdamW if flat else torch.optim.AdamW
+        optimizer = cls(model.parameters(), lr=config.lr, weight_decay=weight_decay)
+        runs.append(_train(model, optimizer, steps=40, seed=1))
+    for ours, theirs in zip(runs[1], runs[0], strict=True):
+        assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize(("before", "after"), [("torch", "flat"), ("flat", "torch")])
+def test_optimizer_state_moves_between_torch_and_flat_adamw(before, after):
+    """Checkpoints written before FlatAdamW existed (torch's format) resume, and vice versa."""
+    config = _config("MLP2Layer", weight_decay=1e-2)
+    kinds = {"torch": torch.optim.AdamW, "flat": FlatAdamW}
+
+    def optimizer(kind: str, model: nn.Module):
+        return kinds[kind](model.parameters(), lr=config.lr, weight_decay=1e-2)
+
+    torch.manual_seed(0)
+    model = build_model(config)
+    first = optimizer(before, model)
+    _train(model, first, steps=5, seed=1)
+    saved = _frozen({"model": model.state_dict(), "optimizer": first.state_dict()})
+    uninterrupted = _train(model, first, steps=5, seed=2)
+
+    model = build_model(config)
+    model.load_state_dict(saved["model"])
+    second = optimizer(after, model)
+    second.load_state_dict(saved["optimizer"])
+    for ours, theirs in zip(_train(model, second, steps=5, seed=2), uninterrupted, strict=True):
+        assert torch.equal(ours, theirs)
