@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file; YAML when it ends in .yaml/.yml (default: print JSON)",
     )
 
+    predict = sub.add_parser(
+        "predict",
+        help="predict popularity for a tracks CSV with a model bundle",
+        description="Predict popularity (clipped to 0-100) for every valid row of a tracks CSV "
+        "with the model bundle `poptune analyze` writes to EXP_DIR/analysis/model. The CSV is "
+        "validated like the search's input (popularity may be absent); broken rows are dropped "
+        "and counted. Writes the columns track_id, popularity_pred.",
+    )
+    predict.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="model bundle dir, e.g. EXP_DIR/analysis/model"
+    )
+    predict.add_argument("--data", metavar="CSV", required=True, help="tracks CSV (.csv, .csv.gz)")
+    predict.add_argument("--out", metavar="CSV", required=True, help="output CSV path")
+
     synth = sub.add_parser("synth", help="write the built-in synthetic dataset as a CSV")
     synth.add_argument("--rows", type=_int, default=None, help="rows (default: the built-in size)")
     synth.add_argument("--seed", type=_int, default=0, help="generator seed (default: 0)")
@@ -363,6 +377,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from poptune.analysis.bundle import predict_file
+
+    rows, summary = predict_file(args.model_dir, args.data, args.out)
+    print(f"poptune: {summary}")
+    print(f"poptune: wrote {rows:,} predictions to {args.out}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from poptune.data import DEFAULT_ROWS, synthetic_tracks
     from poptune.files import write_text_atomic
@@ -391,9 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "run":
                 return cmd_run(values)
             return cmd_search(values)[0]
-        return {"analyze": cmd_analyze, "export": cmd_export, "synth": cmd_synth}[args.command](
-            args
-        )
+        commands = {
+            "analyze": cmd_analyze,
+            "export": cmd_export,
+            "predict": cmd_predict,
+            "synth": cmd_synth,
+        }
+        return commands[args.command](args)
     except UsageError as exc:
         if debug:
             raise

@@ -6,4 +6,6 @@ BEST_CONFIG_FILE = "best_config.json"
 ANALYSIS_DIR = "analysis"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+REPORT_HTML_FILE = "report.html"  # report.md with its plots embedded: one file to share
+PLOTS_DIR = "plots"  # PNG figures of the report, inside the analysis dir
 MODEL_DIR = "model"

@@ -9,13 +9,22 @@ from typing import Any
 
 from poptune.analysis.baselines import baseline_scores
 from poptune.analysis.export import write_best_config
+from poptune.analysis.html import markdown_to_html
+from poptune.analysis.insight import build_insight
 from poptune.analysis.report import markdown_report, terminal_table
 from poptune.analysis.results import SearchResults, read_results
 from poptune.analysis.retrain import Retrained, retrain
 from poptune.data import DataSource, Prepared, load_source, prepare
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json, write_json_atomic, write_text_atomic
-from poptune.layout import ANALYSIS_DIR, METRICS_FILE, REPORT_FILE, SEARCH_FILE
+from poptune.layout import (
+    ANALYSIS_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    REPORT_FILE,
+    REPORT_HTML_FILE,
+    SEARCH_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,17 @@ def analyze(
     log("training and scoring the baselines (mean, linear, hgb, seed_mlp)…")
     baselines = baseline_scores(prepared, seed=seed)
     metrics = build_metrics(winner, baselines, prepared, results, best.best_val_mse, meta)
+    insight = build_insight(
+        exp_dir, out, results, prepared, winner, meta, ensemble_k=settings.ensemble, log=log
+    )
+    metrics = {**metrics, **insight.metrics}  # new keys only: the contract keys stay as they are
     write_json_atomic(out / METRICS_FILE, metrics)
-    write_text_atomic(out / REPORT_FILE, markdown_report(metrics))
+    report = markdown_report(metrics) + "\n" + insight.markdown
+    write_text_atomic(out / REPORT_FILE, report)
+    write_text_atomic(out / REPORT_HTML_FILE, markdown_to_html(report, out))
     log(terminal_table(metrics))
-    log(f"wrote {out / METRICS_FILE} and {out / REPORT_FILE}")
+    log(insight.summary)
+    log(f"wrote {out / METRICS_FILE}, {REPORT_FILE}, {REPORT_HTML_FILE} and {MODEL_DIR}/ there")
     return metrics
 
 
