@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,13 @@ class SearchOutcome:
         return self.trials - self.terminated - self.errored
 
 
-def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
-    """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts."""
+def run_search(
+    settings: SearchSettings, prepared: Prepared, *, callbacks: Sequence[tune.Callback] = ()
+) -> SearchOutcome:
+    """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts.
+
+    ``callbacks`` are extra Tune callbacks for a new search (benchmarks use them to time it).
+    """
     _quiet_tune()
     _claim_experiment_dir(settings)
     previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
@@ -68,6 +74,7 @@ def run_search(settings: SearchSettings, prepared: Prepared) -> SearchOutcome:
                     callbacks=[
                         TrialProgress(settings.num_samples, settings.max_epochs),
                         TrialTensorBoard(settings.max_epochs),
+                        *callbacks,
                     ],
                     verbose=0,
                 ),
