@@ -24,8 +24,25 @@ class PoptuneOptunaSearch(OptunaSearch):
         self._max_epochs = max_epochs
         self._best: dict[str, float] = {}
         self._last_step: dict[str, int] = {}
+        self._told_in_study: set[str] = set()
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # A driver killed after telling the study a trial's outcome, but before Tune next saved
+        # its own state, comes back (--resume) with that trial unfinished: Tune runs it again
+        # and Optuna refuses a second outcome. The study is the record, so those count as told.
+        finished = {
+            t.number for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()
+        }
+        self._told_in_study = {
+            trial_id
+            for trial_id, ot_trial in self._ot_trials.items()
+            if ot_trial.number in finished and trial_id not in self._completed_trials
+        }
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._told_in_study:
+            return
         self._track(trial_id, result)
         super().on_trial_result(trial_id, result)
 
@@ -34,6 +51,11 @@ class PoptuneOptunaSearch(OptunaSearch):
     ) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if trial_id in self._told_in_study:
+            self._best.pop(trial_id, None)
+            self._last_step.pop(trial_id, None)
+            self._completed_trials.add(trial_id)
+            return None
         ot_trial = self._ot_trials[trial_id]
         if result and not error:
             self._report_final(trial_id, result)
