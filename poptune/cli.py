@@ -298,11 +298,15 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
     from poptune.analysis.export import write_best_config
     from poptune.analysis.results import read_results
     from poptune.data import load_source, prepare
+    from poptune.search.resume import resumed_settings
     from poptune.search.runner import run_search
 
     settings = search_settings(values)
+    expect_sha256 = None
+    if settings.resume:  # the experiment's own settings and data, not this command's defaults
+        settings, expect_sha256 = resumed_settings(settings, explicit=values.keys())
     print(f"poptune: loading {settings.data.describe()}", flush=True)
-    frame = load_source(settings.data)
+    frame = load_source(settings.data, expect_sha256=expect_sha256)
     print(f"poptune: {frame.attrs['load_report'].summary()}", flush=True)
     prepared = prepare(frame, seed=settings.seed, dedupe=settings.dedupe)
     info = prepared.info

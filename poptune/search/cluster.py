@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import ray
 
 from poptune.errors import UsageError
+from poptune.search.probe import check_cluster
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -21,6 +22,7 @@ class ClusterInfo:
     cpus: float
     gpus: float
     nodes: int
+    hosts: tuple[str, ...] = ()  # IP address of every live node
 
     @property
     def local(self) -> bool:
@@ -34,7 +36,13 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
     common = {"log_to_driver": False, "logging_level": "WARNING"}
     if address:
         _check_reachable(address)
-        ray.init(address=address, **common)
+        if address != "auto" and "://" not in address:  # ray:// is Ray Client, not a GCS port
+            check_cluster(address)
+        try:
+            ray.init(address=address, **common)
+        except (ray.exceptions.AuthenticationError, ConnectionError) as exc:
+            # What the probe cannot see coming (the cluster went away in between, or Ray Client).
+            raise UsageError(f"--address {address}: cannot join the cluster ({exc})") from exc
     else:
         # Token auth on, said explicitly (Ray would turn it on anyway, with a warning).
         os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -52,11 +60,13 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         )
     try:
         resources = ray.cluster_resources()
+        alive = [n for n in ray.nodes() if n.get("Alive")]
         yield ClusterInfo(
             address=address,
             cpus=float(resources.get("CPU", 0.0)),
             gpus=float(resources.get("GPU", 0.0)),
-            nodes=len([n for n in ray.nodes() if n.get("Alive")]),
+            nodes=len(alive),
+            hosts=tuple(sorted({str(n.get("NodeManagerAddress", "")) for n in alive})),
         )
     finally:
         ray.shutdown()

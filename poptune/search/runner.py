@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,8 +23,11 @@ from poptune.layout import SEARCH_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
 from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
+from poptune.search.resume import saved_trial_counts
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
+from poptune.search.signals import sigterm_as_sigint
+from poptune.search.storage import local_storage_warning
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.spaces import WEIGHT_DECAY_RANGE, define_space
 from poptune.trainables.config import REFERENCE
@@ -54,6 +59,9 @@ def run_search(
     previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
     with ray_session(settings.address) as cluster:
         _check_resources(settings, cluster)
+        warning = local_storage_warning(settings, cluster.address, cluster.hosts)
+        if warning:
+            print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
         trainable = _trainable(settings, prepared)
         if settings.resume:
             tuner = tune.Tuner.restore(
@@ -81,15 +89,19 @@ def run_search(
             )
         _write_search_file(settings, prepared, wall_s=None)
         started = time.perf_counter()
-        grid = tuner.fit()
+        with sigterm_as_sigint():  # pre-emption: save state and stop, as on Ctrl-C
+            tuner.fit()
         wall_s = time.perf_counter() - started
     wall_s += previous_wall_s
     _write_search_file(settings, prepared, wall_s=wall_s)
+    # Counted from the saved state: after an interrupt the returned grid calls stopped trials
+    # TERMINATED, and trials never started are in neither.
+    saved = saved_trial_counts(settings.experiment_uri)
     return SearchOutcome(
         experiment=settings.experiment_uri,
-        trials=len(grid),
-        terminated=grid.num_terminated,
-        errored=grid.num_errors,
+        trials=max(settings.num_samples, saved.trials),
+        terminated=saved.terminated,
+        errored=saved.errored,
         wall_s=wall_s,
     )
 
@@ -101,6 +113,9 @@ def _quiet_tune() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # After an interrupt, trials created just before it have no results yet: Tune warns about
+    # each one when it reads the experiment back (on return and on --resume); nothing is wrong.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def _trainable(settings: SearchSettings, prepared: Prepared):

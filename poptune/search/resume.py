@@ -1,0 +1,110 @@
+"""What `--resume` needs besides `Tuner.restore`: the experiment's own settings, and its true state.
+
+`poptune search --name N --resume` must continue the search that was started, on the same data:
+Tune restores its trials, searcher and run config from the experiment, but poptune rebuilds the
+trainable and the data from settings, so those come from the experiment's `poptune_search.json`
+too; options that cannot change mid-search are refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from poptune.data import DataSource
+from poptune.errors import ExperimentError, UsageError
+from poptune.files import read_json
+from poptune.layout import SEARCH_FILE
+from poptune.search.settings import SearchSettings
+
+# Where the experiment is, how to reach the cluster, how to resume: these may differ from the
+# start (and --force cannot be given with --resume at all).
+RESUME_OPTIONS = ("address", "storage", "name", "resume", "retry_errored")
+
+
+def resumed_settings(
+    given: SearchSettings, explicit: Collection[str]
+) -> tuple[SearchSettings, str | None]:
+    """The settings the experiment was started with, plus the resume options of ``given``.
+
+    ``explicit`` names the options given on the command line (or in --config): those that would
+    change the search are refused. Returns the settings and the sha256 the data must have (None
+    when the experiment lives in remote storage, where ``given`` is all there is).
+    """
+    if not given.storage_is_local:
+        return given, None
+    exp_dir = Path(given.experiment_uri.removeprefix("file://"))
+    path = exp_dir / SEARCH_FILE
+    if not exp_dir.is_dir():
+        raise ExperimentError(
+            f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
+        )
+    try:
+        meta = read_json(path)
+        saved_dict: dict[str, Any] = dict(meta["settings"])
+        sha256 = str(meta["data"]["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExperimentError(
+            f"--resume: {path} is missing or unreadable ({exc}), so {exp_dir} cannot be resumed "
+            "by poptune; start a new search with another --name (or --force)"
+        ) from exc
+    known = {f.name for f in fields(SearchSettings)}
+    saved = SearchSettings(
+        **{k: v for k, v in saved_dict.items() if k in known and k != "data"},
+        data=DataSource.from_dict(saved_dict.get("data") or {}),
+    )
+    _refuse_changes(given, saved, explicit)
+    data = saved.data
+    if "data" in explicit:  # the searched file moved: accepted if its sha256 is the searched one
+        data = given.data
+    settings = replace(
+        saved, data=data, force=False, **{k: getattr(given, k) for k in RESUME_OPTIONS}
+    )
+    return settings, sha256
+
+
+def _refuse_changes(
+    given: SearchSettings, saved: SearchSettings, explicit: Collection[str]
+) -> None:
+    for option in sorted(explicit):
+        if option in RESUME_OPTIONS or option == "data":
+            continue
+        if option == "synthetic_rows":
+            now, then = given.data.synthetic_rows, saved.data.synthetic_rows
+        elif hasattr(saved, option):
+            now, then = getattr(given, option), getattr(saved, option)
+        else:
+            continue  # not a search option (e.g. analysis options of `poptune run`)
+        if now != then:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} {now}: the experiment {given.name} was started with {then}, and a "
+                f"resumed search keeps its settings; drop {flag}, or start a new search with "
+                "another --name"
+            )
+
+
+@dataclass(frozen=True)
+class SavedCounts:
+    trials: int
+    terminated: int
+    errored: int
+
+
+def saved_trial_counts(experiment: str) -> SavedCounts:
+    """Trial counts from Tune's saved experiment state, the one `--resume` will read.
+
+    After Ctrl-C or SIGTERM, the result grid `Tuner.fit` returns shows the trials Tune stopped as
+    TERMINATED, while the saved state rightly keeps them RUNNING (to be resumed); only the saved
+    state tells an interrupted search from a finished one.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    statuses = [trial.status for trial in ExperimentAnalysis(experiment).trials]
+    return SavedCounts(
+        trials=len(statuses),
+        terminated=statuses.count("TERMINATED"),
+        errored=statuses.count("ERROR"),
+    )
