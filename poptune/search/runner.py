@@ -73,7 +73,9 @@ def run_search(
         else:
             tuner = tune.Tuner(
                 trainable,
-                tune_config=_tune_config(settings),
+                tune_config=_tune_config(
+                    settings, max_concurrent=_max_concurrent(settings, cluster)
+                ),
                 run_config=tune.RunConfig(
                     name=settings.name,
                     storage_path=settings.storage_uri,
@@ -132,7 +134,21 @@ def _trainable(settings: SearchSettings, prepared: Prepared):
     )
 
 
-def _tune_config(settings: SearchSettings) -> tune.TuneConfig:
+def _max_concurrent(settings: SearchSettings, cluster: ClusterInfo) -> int | None:
+    """--max-concurrent, else every slot of a local machine. Setting it matters: Tune wraps the
+    searcher in a ConcurrencyLimiter, and only then starts all slots' trials at once (with a
+    searcher and no limit it starts one trial at a time, and each waits for the one before to
+    come up: seconds per slot on a small machine). A remote cluster may autoscale, so there
+    the default stays Tune's: no limit."""
+    if settings.max_concurrent or not cluster.local:
+        return settings.max_concurrent
+    slots = cluster.cpus // settings.cpus_per_trial
+    if settings.gpus_per_trial > 0:
+        slots = min(slots, cluster.gpus // settings.gpus_per_trial)
+    return max(1, int(slots))
+
+
+def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tune.TuneConfig:
     # The reference model is the first point tried, so the search starts from the bar it must beat.
     reference = {**REFERENCE.to_dict(), "weight_decay": WEIGHT_DECAY_RANGE[0]}
     searcher = PoptuneOptunaSearch(
@@ -160,7 +176,7 @@ def _tune_config(settings: SearchSettings) -> tune.TuneConfig:
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=settings.num_samples,
-        max_concurrent_trials=settings.max_concurrent,
+        max_concurrent_trials=max_concurrent,
         # One long-lived worker process per slot: no fresh interpreter and torch import per trial.
         reuse_actors=True,
         trial_dirname_creator=trial_dirname,
