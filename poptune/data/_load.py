@@ -192,7 +192,8 @@ def _to_numeric(path: Path, values: pd.Series, sep: str) -> pd.Series:
         row = int(failed.idxmax()) + 2  # +1 for the header, +1 for 1-based line numbers
         raise DataError(
             f"{path}: column {values.name!r} is not numeric (line {row}: "
-            f"{values.iloc[failed.argmax()]!r}, and {int(failed.sum()):,} more like it); "
+            f"{values.iloc[failed.argmax()]!r}; {int(failed.sum()):,} of {int(non_blank.sum()):,} "
+            "values are not numbers); "
             "check the column order and delimiter"
         )
     return numbers.astype("float64")

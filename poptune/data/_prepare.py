@@ -76,10 +76,17 @@ def prepare(frame: pd.DataFrame, *, seed: int, dedupe: Dedupe = "track_id") -> P
             f"{_source(frame)}: only {n} usable row(s) after cleaning; poptune needs at least "
             f"{MIN_ROWS} to split 80/10/10 into train, validation and test"
         )
+    x = frame[list(FEATURES)].to_numpy(dtype=np.float64)
+    if (x == x[0]).all():
+        # Training would "work" and every model would predict the mean: say so instead.
+        raise DataError(
+            f"{_source(frame)}: every audio feature has the same value in all {n:,} rows, so "
+            "there is nothing to learn popularity from; check that the feature columns hold "
+            "each track's own values"
+        )
     order = np.random.default_rng(seed).permutation(n)
     n_val = n_test = max(1, round(n * SPLIT[2]))
     parts = np.split(order, [n - n_val - n_test, n - n_test])
-    x = frame[list(FEATURES)].to_numpy(dtype=np.float64)
     y = frame[TARGET].to_numpy(dtype=np.float32)
     scaler = RobustScaler().fit(x[parts[0]])
     x_train, x_val, x_test = (scaler.transform(x[p]).astype(np.float32) for p in parts)
