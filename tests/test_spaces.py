@@ -1,0 +1,91 @@
+"""The define-by-run space, driven by real Optuna trials: only the sampled family's keys, in the
+documented ranges, and every sample a config the models accept."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from poptune.spaces import define_space
+from poptune.trainables import FAMILIES, ModelConfig, build_model
+
+# The documented ranges (issue 2, DESIGN.md §2), written out rather than imported.
+EXPECTED = {
+    "width_1": IntDistribution(16, 512, log=True),
+    "width_2": IntDistribution(8, 256, log=True),
+    "width_3": IntDistribution(4, 128, log=True),
+    "dropout": FloatDistribution(0.0, 0.5),
+    "lr": FloatDistribution(1e-4, 3e-2, log=True),
+    "batch_size": CategoricalDistribution((64, 128, 256, 512, 1024, 2048)),
+    "weight_decay": FloatDistribution(1e-8, 1e-2, log=True),
+    "family": CategoricalDistribution(
+        ("MLP1Layer", "MLP2Layer", "MLP3LayerDropout", "MLP2LayerBatchNorm")
+    ),
+}
+KEYS = {
+    "MLP1Layer": {"width_1"},
+    "MLP2Layer": {"width_1", "width_2"},
+    "MLP3LayerDropout": {"width_1", "width_2", "width_3", "dropout"},
+    "MLP2LayerBatchNorm": {"width_1", "width_2"},
+}
+COMMON = {"family", "lr", "batch_size", "weight_decay"}
+
+
+@pytest.fixture(scope="module")
+def sampled() -> list[optuna.trial.FrozenTrial]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(80):
+        trial = study.ask()
+        assert define_space(trial) is None  # suggest_* only; nothing computed or returned
+        study.tell(trial, 0.0)
+    return study.trials
+
+
+def test_every_family_is_reachable(sampled):
+    assert {t.params["family"] for t in sampled} == set(FAMILIES) == set(KEYS)
+
+
+def test_a_trial_suggests_only_its_familys_keys(sampled):
+    for trial in sampled:
+        assert set(trial.params) == COMMON | KEYS[trial.params["family"]], trial.params
+
+
+def test_ranges_and_scales_are_the_documented_ones(sampled):
+    seen = {}
+    for trial in sampled:
+        seen.update(trial.distributions)
+    assert seen == EXPECTED
+
+
+def test_every_sample_is_a_valid_config_and_model(sampled):
+    for trial in sampled:
+        config = ModelConfig.from_dict(trial.params)
+        assert config.to_dict() == trial.params
+        build_model(config)
+
+
+def test_the_reference_config_is_inside_the_space():
+    """The search evaluates the reference first, so it must be a point the space can hold."""
+    reference = {"family": "MLP3LayerDropout", "width_1": 128, "width_2": 64, "width_3": 32,
+                 "dropout": 0.2, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-8}  # fmt: skip
+    for key, value in reference.items():
+        dist = EXPECTED[key]
+        if isinstance(dist, CategoricalDistribution):
+            assert value in dist.choices
+        else:
+            assert dist.low <= value <= dist.high, key
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_tpe_can_drive_it():
+    """The conditional space works with the sampler the search uses, not only random."""
+    tpe = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True, n_startup_trials=5)
+    study = optuna.create_study(sampler=tpe)
+    for i in range(12):
+        trial = study.ask()
+        define_space(trial)
+        study.tell(trial, float(i % 5))
+    for trial in study.trials:
+        assert set(trial.params) == COMMON | KEYS[trial.params["family"]]
