@@ -8,6 +8,7 @@ internal error (traceback with --debug); 3 the search finished but some trials e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -55,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         "search", help="search only; writes the experiment dir", argument_default=argparse.SUPPRESS
     )
     _add_search_options(search)
+    estimate = sub.add_parser(
+        "estimate",
+        help="predict the wall time of the search these options describe",
+        description="Predict how long `poptune search` with the same options will take: time a "
+        "few configs in this process, run a short calibration search on the cluster (a few "
+        "trials of 2 epochs on a slice of the rows, in a temporary folder), then count epochs "
+        "(ASHA's included) over the slots. Takes about half a minute; writes nothing.",
+        argument_default=argparse.SUPPRESS,
+    )
+    _add_search_options(estimate)
 
     analyze = sub.add_parser("analyze", help="retrain the best trial, score it and the baselines")
     analyze.add_argument("exp_dir", metavar="EXP_DIR", help="experiment dir: <storage>/<name>")
@@ -293,7 +304,48 @@ def analyze_settings(values: dict[str, Any]):
 # ----------------------------------------------------------------------------- commands
 
 
+def preflight(settings: Any) -> None:
+    """Refuse what cannot run before any slow work: no data loaded, no Ray started.
+
+    Gross mistakes only; the exact checks against the cluster Ray reports still run in
+    `run_search`. Each check here can only refuse what that later check would refuse too.
+    """
+    address = settings.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        from poptune.search.cluster import _check_reachable
+
+        _check_reachable(address)  # a closed port: one line now, not after loading the data
+        return
+    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota).
+    cpus = os.cpu_count() or 1
+    slots = int(cpus // settings.cpus_per_trial)
+    if settings.cpus_per_trial > cpus:
+        raise UsageError(
+            f"--cpus-per-trial {settings.cpus_per_trial:g}: this machine has only {cpus} CPU(s); "
+            f"use at most {cpus}, or join a bigger cluster with --address"
+        )
+    if settings.max_concurrent and settings.max_concurrent > slots:
+        raise UsageError(
+            f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
+            f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
+        )
+    if settings.gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()  # what a trial can use, whatever Ray would detect
+        if settings.gpus_per_trial > gpus:
+            raise UsageError(
+                f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {gpus} GPU(s) "
+                "that torch can use, so no trial could ever start; drop the option, or join a "
+                "cluster with GPU nodes with --address"
+            )
+
+
 def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
+    # Settings first: a bad option fails in a second, before heavy imports and data loading.
+    settings = search_settings(values)
+    preflight(settings)
+
     from poptune.analysis.analyze import load_search_meta
     from poptune.analysis.export import write_best_config
     from poptune.analysis.results import read_results
@@ -301,7 +353,6 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
     from poptune.search.resume import resumed_settings
     from poptune.search.runner import run_search
 
-    settings = search_settings(values)
     expect_sha256 = None
     if settings.resume:  # the experiment's own settings and data, not this command's defaults
         settings, expect_sha256 = resumed_settings(settings, explicit=values.keys())
@@ -350,17 +401,38 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
     return 0, settings
 
 
-def cmd_run(values: dict[str, Any]) -> int:
-    from poptune.analysis.analyze import analyze
+def cmd_estimate(values: dict[str, Any]) -> int:
+    from poptune.data import load_source, prepare
+    from poptune.search.estimate import estimate_search
 
-    code, settings = cmd_search(values)
-    if code == EXIT_INTERRUPTED:
-        return code
-    if not settings.storage_is_local:
+    settings = search_settings(values)
+    print(f"poptune: loading {settings.data.describe()}", flush=True)
+    prepared = prepare(load_source(settings.data), seed=settings.seed, dedupe=settings.dedupe)
+    print(
+        f"poptune: calibrating for {settings.num_samples} trials × up to {settings.max_epochs} "
+        f"epochs ({settings.scheduler}) on {len(prepared.x_train):,} training rows",
+        flush=True,
+    )
+    estimate = estimate_search(settings, prepared)
+    print(f"poptune: estimate: {estimate.summary()}")
+    return 0
+
+
+def cmd_run(values: dict[str, Any]) -> int:
+    # Every option is checked before the search (which may take hours): the cheap search options
+    # first, then the analysis ones, whose check imports the analysis stack.
+    if not search_settings(values).storage_is_local:
         raise UsageError(
-            "analysis reads the experiment from local disk; copy it down and run "
+            f"--storage {values['storage']}: `poptune run` analyzes from local disk; run "
+            "`poptune search` with this storage, copy the experiment down and run "
             "`poptune analyze <local copy>`"
         )
+    analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS})
+    code, settings = cmd_search(values)
+    from poptune.analysis.analyze import analyze
+
+    if code == EXIT_INTERRUPTED:
+        return code
     exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
     analyze(exp_dir, analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS}))
     return code
@@ -413,10 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        if args.command in ("run", "search"):
+        if args.command in ("run", "search", "estimate"):
             values = _with_config_file(parser, args)
             if args.command == "run":
                 return cmd_run(values)
+            if args.command == "estimate":
+                return cmd_estimate(values)
             return cmd_search(values)[0]
         commands = {
             "analyze": cmd_analyze,

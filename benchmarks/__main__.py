@@ -1,0 +1,82 @@
+"""`python -m benchmarks [NAME ...]`: run the benchmarks (all by default) and append the figures
+to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
+
+    train    fit epoch vs. a per-item DataLoader loop; batch 2048 vs. the compute-bound limit
+    search   a 16-trial search: busy share, fixed costs, worker memory, estimate, vs. Optuna
+    growth   epoch time at 10× the rows
+
+Every figure is a ratio of things measured side by side in the same run: these machines are
+shared, and seconds from different runs do not compare. `make bench` runs them all (about five
+minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._common import Figure, load_average, machine
+
+BENCHMARKS = ("train", "search", "growth")
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="default: all of them")
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHMARKS}")
+    names = args.names or list(BENCHMARKS)
+
+    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
+    print(header, flush=True)
+    started = time.perf_counter()
+    sections: list[tuple[str, list[Figure], str, str, float]] = []
+    for name in names:
+        before = load_average()
+        print(f"\n== {name} ({before})", flush=True)
+        t0 = time.perf_counter()
+        figures = importlib.import_module(f"benchmarks.{name}").run()
+        seconds = time.perf_counter() - t0
+        after = load_average()
+        for figure in figures:
+            print(figure.line(), flush=True)
+        print(f"({name}: {seconds:.0f} s; after: {after})", flush=True)
+        sections.append((name, figures, before, after, seconds))
+    total = time.perf_counter() - started
+    print(f"\nall benchmarks: {total:.0f} s", flush=True)
+    if not args.no_record:
+        _append(header, sections, total)
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+def _append(header: str, sections: list, total: float) -> None:
+    lines = [f"\n## {header}\n", f"Benchmarks run: {', '.join(s[0] for s in sections)} "
+             f"in {total:.0f} s.\n"]  # fmt: skip
+    lines.append("| figure | value | target | met | measured side by side |")
+    lines.append("|---|---|---|---|---|")
+    for _, figures, *_ in sections:
+        for f in figures:
+            met = {True: "yes", False: "**no**", None: ""}[f.met]
+            detail = f.detail.replace("|", "/")
+            lines.append(f"| {f.name} | {f.value:.3g}{f.unit} | {f.target} | {met} | {detail} |")
+    lines.append("")
+    for name, _, before, after, seconds in sections:
+        lines.append(f"- {name}: {seconds:.0f} s; machine {before} before, {after} after")
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""What every benchmark shares: the machine line, the full-size data, and how a figure is shown.
+
+These machines are shared and noisy, so absolute seconds do not compare between runs; every
+figure is a ratio of two things measured side by side in the same run (DESIGN.md §5). The load
+average before and after each benchmark is recorded to say how busy the machine was.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from poptune.data import Prepared, prepare, synthetic_tracks
+
+# The Kaggle file's size: "full size" everywhere in DESIGN.md and the issue.
+FULL_ROWS = 232_725
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported number: what it measures, its value, the target, and the raw numbers."""
+
+    name: str
+    value: float
+    target: str  # "<= 0.5", ">= 0.85", "" when there is none
+    detail: str
+    unit: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if not self.target:
+            return None
+        op, bound = self.target.split()
+        return self.value <= float(bound) if op == "<=" else self.value >= float(bound)
+
+    def line(self) -> str:
+        verdict = {True: "target met", False: "TARGET MISSED", None: "no target"}[self.met]
+        target = f" (target {self.target}; {verdict})" if self.target else ""
+        return f"{self.name}: {self.value:.3g}{self.unit}{target}\n    {self.detail}"
+
+
+def machine() -> str:
+    """Cores, CPU model, torch threads and versions: printed with every result."""
+    import optuna
+    import ray
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_gib:.0f} GiB, torch {torch.__version__} "
+        f"(default {torch.get_num_threads()} threads), ray {ray.__version__}, "
+        f"optuna {optuna.__version__}, Python {platform.python_version()}"
+    )
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+@functools.cache
+def full_prepared(dedupe: str = "none") -> Prepared:
+    """The full-size built-in data. ``dedupe="none"`` keeps 80% of 232,725 = 186,181 training
+    rows, the reference study's protocol; ``"track_id"`` is what `poptune search` trains on."""
+    return prepare(synthetic_tracks(FULL_ROWS, SEED), seed=SEED, dedupe=dedupe)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def interleaved(
+    a: Callable[[], float], b: Callable[[], float], repeats: int
+) -> tuple[float, float]:
+    """Best of ``repeats`` for ``a`` and ``b``, run a, b, a, b, ... so a burst of load from
+    another process hits both alike; the minimum is the run least disturbed by it."""
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        times_a.append(a())
+        times_b.append(b())
+    return min(times_a), min(times_b)

@@ -1,0 +1,53 @@
+"""growth: the epoch time of `fit` at 10× the rows (232,725 vs 2,327,250).
+
+The 10× data are the full-size arrays tiled ten times (training and validation rows alike): the
+epoch's cost depends on how many rows there are, not on their values, and generating 2.3 million
+synthetic tracks would take a minute of the benchmark's budget for nothing. The reference model
+at batch 64, one torch thread, one epoch each; validation included. (A trial worker's peak memory
+on the full-size data is measured by the search benchmark, which has the workers.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from benchmarks._common import Figure, full_prepared, timed
+from poptune.data import Prepared
+from poptune.trainables import REFERENCE, fit
+
+FACTOR = 10
+
+
+def tiled(prepared: Prepared, factor: int) -> Prepared:
+    return dataclasses.replace(
+        prepared,
+        x_train=np.tile(prepared.x_train, (factor, 1)),
+        y_train=np.tile(prepared.y_train, factor),
+        x_val=np.tile(prepared.x_val, (factor, 1)),
+        y_val=np.tile(prepared.y_val, factor),
+    )
+
+
+def epoch_s(prepared: Prepared) -> float:
+    return timed(lambda: fit(REFERENCE, prepared, epochs=1, seed=0, threads=1))
+
+
+def run() -> list[Figure]:
+    small = full_prepared("none")
+    large = tiled(small, FACTOR)
+    epoch_s(small)  # warm-up
+    small_s = epoch_s(small)
+    large_s = epoch_s(large)
+    small_s = min(small_s, epoch_s(small))  # before and after: the less disturbed of the two
+    return [
+        Figure(
+            f"growth: epoch time at {FACTOR}× the rows / at full size",
+            large_s / small_s,
+            f"<= {FACTOR + 0.5}",
+            f"{len(small.x_train):,} training rows: {small_s:.2f} s; "
+            f"{len(large.x_train):,}: {large_s:.2f} s (reference model, batch 64, 1 thread, "
+            "validation included)",
+        )
+    ]

@@ -1,0 +1,221 @@
+"""search: how busy a real `poptune search` keeps the machine, and how it compares with Optuna.
+
+One 16-trial search (TPE + ASHA, 1 CPU per trial, up to 4 epochs, grace 1) on the full-size
+built-in data (232,725 rows, 141,497 training rows after dedupe), through `run_search` as the CLI
+calls it, timed from the driver by `poptune.search.clock.SearchClock`. From it:
+
+- busy share: Σ(epoch seconds measured inside `fit`) / (search wall × concurrent trials), with
+  the fixed costs reported apart: Ray start and shutdown around the search, and the first trial
+  start (worker process, torch import, data from the object store) before any slot trains;
+- where the other idle slot-seconds go: between trials, between epochs, the tail;
+- vs. plain Optuna: the same 16 configs, each for the epochs the search gave it, trained by
+  `study.optimize(n_jobs=cores)` calling `fit` in this process (1 torch thread per job, as a
+  1-CPU trial has);
+- peak memory of a trial worker (VmHWM, read at every result) against an idle Ray worker;
+- `poptune estimate`'s prediction for this search, made just before it, against its wall.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import ray
+
+from benchmarks._common import FULL_ROWS, SEED, Figure
+from poptune.data import DataSource, Prepared, load_source, prepare
+from poptune.search.clock import SearchClock
+from poptune.search.estimate import estimate_search
+from poptune.search.runner import run_search
+from poptune.search.settings import SearchSettings
+from poptune.spaces import define_space
+from poptune.trainables import ModelConfig, fit
+
+NUM_SAMPLES = 16
+MAX_EPOCHS = 4
+GRACE_PERIOD = 1
+
+
+def status_kb(key: str, pid: int | None = None) -> int:
+    """A field of /proc/PID/status in kB (0 when the process is gone or not on this machine)."""
+    try:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _idle_worker_rss_kb() -> int:
+    return status_kb("VmRSS")
+
+
+class MeasuredClock(SearchClock):
+    """SearchClock plus memory: each worker's peak (VmHWM) at every result it reports, and an
+    idle Ray worker's resident size (a CPU-less task sent before any trial starts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak_rss_kb: dict[int, list[int]] = {}
+        self.idle_rss_kb = 0
+        self._idle_probe = None
+
+    def setup(self, **info) -> None:
+        super().setup(**info)
+        self._idle_probe = ray.remote(num_cpus=0)(_idle_worker_rss_kb).remote()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        super().on_trial_result(iteration, trials, trial, result, **info)
+        pid = self.epochs[-1].pid
+        self.peak_rss_kb.setdefault(pid, []).append(status_kb("VmHWM", pid))
+        if self._idle_probe is not None:
+            self.idle_rss_kb = ray.get(self._idle_probe)
+            self._idle_probe = None
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    clock: MeasuredClock
+    wall_s: float  # tuner.fit(), as run_search reports it
+    call_s: float  # the whole run_search call: Ray start and shutdown included
+
+    @property
+    def slots(self) -> int:
+        return len({e.pid for e in self.clock.epochs})
+
+    def first_epoch_start(self) -> float:
+        """Seconds from the search's start until the first slot began training."""
+        return min(e.began for e in self.clock.epochs) - self.clock.started
+
+
+def search_settings(storage: str) -> SearchSettings:
+    return SearchSettings(
+        data=DataSource(synthetic_rows=FULL_ROWS, synthetic_seed=SEED),
+        num_samples=NUM_SAMPLES,
+        max_epochs=MAX_EPOCHS,
+        grace_period=GRACE_PERIOD,
+        scheduler="asha",
+        cpus_per_trial=1,
+        storage=storage,
+        name="bench-search",
+        seed=SEED,
+        force=True,
+    )
+
+
+def run_poptune_search(settings: SearchSettings, prepared: Prepared) -> SearchRun:
+    clock = MeasuredClock()
+    started = time.perf_counter()
+    outcome = run_search(settings, prepared, callbacks=[clock])
+    return SearchRun(clock, outcome.wall_s, time.perf_counter() - started)
+
+
+def optuna_wall(run: SearchRun, prepared: Prepared, n_jobs: int, seed: int) -> float:
+    """The search's configs and epochs, run by Optuna threads calling `fit` in this process."""
+    epochs = run.clock.epochs_per_trial()
+    work = [(config, epochs[t]) for t, config in run.clock.configs.items() if t in epochs]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    for config, _ in work:
+        study.enqueue_trial(config)
+
+    def objective(trial: optuna.Trial) -> float:
+        define_space(trial)  # hands back the enqueued values
+        config, n_epochs = work[trial.number]
+        if ModelConfig.from_dict(trial.params) != ModelConfig.from_dict(config):
+            raise RuntimeError(f"Optuna trial {trial.number} is not the search's config")
+        return fit(config, prepared, epochs=n_epochs, seed=seed, threads=1).best["val_mse"]
+
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=len(work), n_jobs=n_jobs)
+    return time.perf_counter() - started
+
+
+def run() -> list[Figure]:
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="poptune-bench-") as tmp:
+        settings = search_settings(str(Path(tmp) / "runs"))
+        prepared = prepare(load_source(settings.data), seed=SEED, dedupe=settings.dedupe)
+        estimate = estimate_search(settings, prepared)
+        search = run_poptune_search(settings, prepared)
+    clock, wall, k = search.clock, search.wall_s, search.slots
+    busy, first = clock.busy_s, search.first_epoch_start()
+    idle = clock.idle_breakdown(wall, k)
+    epochs = clock.epochs_per_trial()
+    trial_epochs = sum(epochs.values())
+    figures = [
+        Figure(
+            "search: busy share Σ(trial training) / ((wall - first trial start) × slots)",
+            busy / ((wall - first) * k),
+            ">= 0.85",
+            f"{len(epochs)} trials, {trial_epochs} trial-epochs on {len(prepared.x_train):,} "
+            f"rows: Σ training {busy:.1f} s; search wall {wall:.1f} s, of which {first:.1f} s "
+            f"before the first epoch; {k} slots. Counting that start too: "
+            f"{busy / (wall * k):.3f}. Idle slot-seconds: "
+            + ", ".join(f"{name.replace('_', ' ')} {s:.1f}" for name, s in idle.items()),
+        ),
+        Figure(
+            "search: fixed cost, first trial start",
+            first,
+            "",
+            "Tune's start to the first epoch (worker process, torch import, data); per slot: "
+            + ", ".join(f"{s:.1f} s" for s in sorted(clock.gaps()["first_trial"])),
+            unit=" s",
+        ),
+        Figure(
+            "search: fixed cost, Ray start and shutdown",
+            search.call_s - wall,
+            "",
+            f"run_search call {search.call_s:.1f} s minus its search wall {wall:.1f} s",
+            unit=" s",
+        ),
+    ]
+    peaks = {pid: max(kb) for pid, kb in clock.peak_rss_kb.items()}
+    worst = max(peaks, key=peaks.get)
+    growth = ", ".join(
+        f"{kb[0] / 1024:.0f} → {kb[-1] / 1024:.0f} MB over {len(kb)} epochs"
+        for kb in clock.peak_rss_kb.values()
+    )
+    figures.append(
+        Figure(
+            "memory: trial worker peak RSS above an idle Ray worker",
+            (peaks[worst] - clock.idle_rss_kb) / 1024,
+            "<= 400",
+            f"peak {peaks[worst] / 1024:.0f} MB (VmHWM of the worst of {k} workers), idle Ray "
+            f"worker {clock.idle_rss_kb / 1024:.0f} MB. Each reused worker's peak, first epoch "
+            f"→ last: {growth} (the data arrive once, via tune.with_parameters and the "
+            f"object store; a per-trial copy would grow this by "
+            f"{(prepared.x_train.nbytes + prepared.x_val.nbytes) / 2**20:.0f} MB a trial)",
+            unit=" MB",
+        )
+    )
+    figures.append(
+        Figure(
+            "estimate: predicted / measured search wall",
+            estimate.wall_s / wall,
+            "",
+            f"`poptune estimate` predicted {estimate.wall_s:.1f} s ({estimate.trial_epochs:.1f} "
+            f"epochs, {estimate.mean_epoch_s:.2f} s each, {estimate.slots} slots, "
+            f"{estimate.first_trial_s:.1f} s first start); measured {wall:.1f} s with "
+            f"{trial_epochs} epochs, {busy / trial_epochs:.2f} s each",
+        )
+    )
+    optuna_s = optuna_wall(search, prepared, n_jobs=cores, seed=SEED)
+    figures.append(
+        Figure(
+            "search vs plain Optuna: poptune wall / Optuna wall",
+            wall / optuna_s,
+            "<= 0.8",
+            f"same {len(epochs)} configs, {trial_epochs} epochs: poptune search {wall:.1f} s "
+            f"(with Ray start and shutdown {search.call_s:.1f} s, ratio "
+            f"{search.call_s / optuna_s:.3f}) vs optuna study.optimize(n_jobs={cores}) "
+            f"calling fit {optuna_s:.1f} s",
+        )
+    )
+    return figures

@@ -1,0 +1,150 @@
+"""The prediction maths of `poptune estimate`: ASHA's epochs, the cost model, the wall time."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
+
+from poptune.search.clock import EpochTiming, SearchClock
+from poptune.search.estimate import (
+    EpochCostModel,
+    Overheads,
+    asha_milestones,
+    expected_trial_epochs,
+    predict_wall,
+    sample_space,
+    step_features,
+)
+from poptune.spaces import BATCH_SIZES, WIDTH_RANGES
+from poptune.trainables import REFERENCE, ModelConfig
+
+
+@pytest.mark.parametrize(("max_t", "grace"), [(4, 1), (12, 2), (9, 1), (27, 1), (10, 3), (3, 1)])
+def test_milestones_are_rays_rungs_below_max_t(max_t, grace):
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=max_t, grace_period=grace, reduction_factor=3
+    )
+    rays = sorted(m for m, _ in scheduler._brackets[0]._rungs if m < max_t)
+    assert asha_milestones(max_t, grace) == rays
+
+
+def test_first_rung_alone_matches_the_closed_form():
+    """One rung: trial i (1-based) continues with chance (i - 1 - h) / i, h = (2/3)(i - 2), the
+    newcomer's uniform rank against the linear-interpolated percentile; the first always does."""
+    n = 12
+    survivors = 1 + sum((i - 1 - (2 / 3) * (i - 2)) / i for i in range(2, n + 1))
+    expected = n * 1 + survivors * (2 - 1)  # everyone runs epoch 1, survivors epoch 2
+    got = expected_trial_epochs(n, 2, scheduler="asha", grace_period=1)
+    assert got == pytest.approx(expected, rel=0.02)
+
+
+def test_fifo_runs_every_epoch_and_asha_never_more():
+    assert expected_trial_epochs(16, 4, scheduler="fifo", grace_period=1) == 64
+    assert expected_trial_epochs(16, 4, scheduler="asha", grace_period=1) < 64
+    # No rung below max_epochs: ASHA cannot stop anything.
+    assert expected_trial_epochs(16, 2, scheduler="asha", grace_period=2) == 32
+
+
+def _simulated_asha_epochs(num_samples: int, max_t: int, grace: int, runs: int) -> float:
+    """Ray's own bracket, trials one after another with iid scores: mean epochs in all."""
+    rng = np.random.default_rng(0)
+    totals = []
+    for _ in range(runs):
+        bracket = _Bracket(grace, max_t, 3, 0)
+        total = 0
+        for i in range(num_samples):
+            trial = SimpleNamespace(trial_id=str(i))
+            score = rng.normal()
+            for epoch in range(1, max_t + 1):
+                total += 1
+                if bracket.on_result(trial, epoch, score) == "STOP":
+                    break
+        totals.append(total)
+    return float(np.mean(totals))
+
+
+@pytest.mark.parametrize(("num_samples", "max_t", "grace"), [(16, 4, 1), (24, 12, 2), (40, 9, 1)])
+def test_expected_epochs_match_rays_asha_in_simulation(num_samples, max_t, grace):
+    predicted = expected_trial_epochs(num_samples, max_t, scheduler="asha", grace_period=grace)
+    simulated = _simulated_asha_epochs(num_samples, max_t, grace, runs=400)
+    assert predicted == pytest.approx(simulated, rel=0.03)
+
+
+def _overheads(**kw) -> Overheads:
+    base = dict(ray_start=3.0, first_trial=4.0, between_epochs=0.0, between_trials=0.0, speed=1.0)
+    return Overheads(**{**base, **kw})
+
+
+def test_wall_is_work_over_slots_plus_first_start_and_half_a_trial_tail():
+    # 8 trials × 3 epochs × 2 s = 48 slot-s; 2 slots: 24 s; a trial is 6 s, tail ½ × 6 / 2.
+    est = predict_wall(trials=8, trial_epochs=24, epoch_s=2.0, slots=2, overheads=_overheads())
+    assert est.wall_s == pytest.approx(4.0 + 24.0 + 1.5)
+    assert est.busy_share == pytest.approx(48 / (est.wall_s * 2))
+    # One slot: no tail; overheads are slot-seconds too.
+    one = predict_wall(
+        trials=8,
+        trial_epochs=24,
+        epoch_s=2.0,
+        slots=1,
+        overheads=_overheads(between_epochs=0.5, between_trials=1.0, speed=2.0),
+    )
+    assert one.wall_s == pytest.approx(4.0 + 24 * 4.0 + 24 * 0.5 + 7 * 1.0)
+    assert one.mean_epoch_s == 4.0
+
+
+def test_slots_never_exceed_trials():
+    est = predict_wall(trials=2, trial_epochs=4, epoch_s=1.0, slots=16, overheads=_overheads())
+    assert est.slots == 2
+
+
+def test_cost_model_recovers_the_costs_it_was_made_from():
+    true_coef = np.array([2e-4, 3e-4, 2.5e-4, 4e-4, 2e-9, 8e-9, 1.5e-10])
+    configs = sample_space(40, seed=1)
+    step_s = [float(step_features(c) @ true_coef) for c in configs]
+    val_s = [1e-3 + 2e-11 * 5000 * i for i in range(1, 41)]
+    model = EpochCostModel.fit(configs, step_s, 5000, val_s)
+    for config in sample_space(10, seed=2):
+        assert model.step_s(config) == pytest.approx(float(step_features(config) @ true_coef))
+    steps = math.ceil(1000 / REFERENCE.batch_size)
+    assert model.epoch_s(REFERENCE, 1000, 5000) > steps * model.step_s(REFERENCE)
+
+
+def test_space_samples_are_valid_configs_within_the_ranges_and_seeded():
+    configs = sample_space(300, seed=0)
+    assert configs == sample_space(300, seed=0)
+    assert {c.family for c in configs} == {
+        "MLP1Layer",
+        "MLP2Layer",
+        "MLP3LayerDropout",
+        "MLP2LayerBatchNorm",
+    }
+    assert {c.batch_size for c in configs} == set(BATCH_SIZES)
+    for c in configs:
+        assert ModelConfig.from_dict(c.to_dict()) == c
+        for key, (low, high) in WIDTH_RANGES.items():
+            width = getattr(c, key)
+            assert width is None or low <= width <= high
+
+
+def test_clock_splits_a_workers_time_into_gaps():
+    clock = SearchClock(started=100.0)
+    e = [
+        EpochTiming("a", 1, seconds=2.0, at=105.0, pid=1),  # first start at 103
+        EpochTiming("a", 2, seconds=2.0, at=107.5, pid=1),  # 0.5 s between epochs
+        EpochTiming("b", 1, seconds=1.0, at=109.5, pid=1),  # 1.0 s between trials
+        EpochTiming("c", 1, seconds=3.0, at=108.0, pid=2),  # first start at 105
+    ]
+    clock.epochs.extend(e)
+    gaps = clock.gaps()
+    assert sorted(gaps["first_trial"]) == [3.0, 5.0]
+    assert gaps["between_epochs"] == [0.5]
+    assert gaps["between_trials"] == [1.0]
+    assert clock.summary()["first_trial"] == 4.0
+    idle = clock.idle_breakdown(wall_s=10.0, slots=2)
+    assert idle["tail_and_other"] == pytest.approx(20 - 8 - 8 - 0.5 - 1.0)
+    assert clock.epochs_per_trial() == {"a": 2, "b": 1, "c": 1}
