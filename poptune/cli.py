@@ -406,6 +406,7 @@ def cmd_estimate(values: dict[str, Any]) -> int:
     from poptune.search.estimate import estimate_search
 
     settings = search_settings(values)
+    preflight(settings)
     print(f"poptune: loading {settings.data.describe()}", flush=True)
     prepared = prepare(load_source(settings.data), seed=settings.seed, dedupe=settings.dedupe)
     print(
