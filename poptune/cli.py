@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -381,7 +382,9 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
     if outcome.unfinished:
         print(
             f"poptune: interrupted; the experiment is saved. Resume it with:\n"
-            f"  poptune search --storage {settings.storage} --name {settings.name} --resume",
+            f"  poptune search --storage {shlex.quote(settings.storage)} "
+            f"--name {shlex.quote(settings.name)} --resume"
+            + (f" --address {shlex.quote(settings.address)}" if settings.address else ""),
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED, settings

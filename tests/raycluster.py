@@ -38,12 +38,16 @@ class LocalCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def add_worker(self, num_cpus: int = 1, resources: str | None = None) -> None:
+    def add_worker(self, num_cpus: int = 1, resources: str | None = None) -> WorkerNode:
+        # A node manager port of our choosing names this node's raylet on its command line.
+        worker = WorkerNode(node_manager_port=free_port())
         args = [RAY, "start", f"--address={self.address}", f"--num-cpus={num_cpus}",
-                "--node-ip-address=127.0.0.1", "--disable-usage-stats"]  # fmt: skip
+                "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                f"--node-manager-port={worker.node_manager_port}"]  # fmt: skip
         if resources:
             args.append(f"--resources={resources}")
         subprocess.run(args, env=self.env, check=True, capture_output=True, timeout=120)
+        return worker
 
     def pids(self) -> list[int]:
         return cluster_pids(str(self.temp_dir), self.port)
@@ -52,10 +56,50 @@ class LocalCluster:
         kill_pids(self.pids())
 
 
-def start_head(num_cpus: int = 2, token_path: Path | None = None) -> LocalCluster:
+@dataclass(frozen=True)
+class WorkerNode:
+    """A worker node on this machine, known by the node manager port its raylet was given."""
+
+    node_manager_port: int
+
+    def raylet_pid(self) -> int | None:
+        flag = f"--node_manager_port={self.node_manager_port} "
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                if "raylet" in cmdline.split(" ", 1)[0] and flag in cmdline + " ":
+                    return int(entry.name)
+        return None
+
+    def node_id(self) -> str | None:
+        """The node's Ray id (hex), read from its raylet's command line."""
+        pid = self.raylet_pid()
+        if pid is None:
+            return None
+        for arg in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0"):
+            if arg.startswith("--node_id="):
+                return arg.removeprefix("--node_id=")
+        return None
+
+    def kill(self) -> int:
+        """SIGKILL the raylet, as a lost machine would: no drain, no goodbye. Returns its pid."""
+        pid = self.raylet_pid()
+        if pid is None:
+            raise RuntimeError(f"no raylet with node manager port {self.node_manager_port}")
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+
+def start_head(
+    num_cpus: int = 2, token_path: Path | None = None, env: dict[str, str] | None = None
+) -> LocalCluster:
+    """A head with token auth; ``env`` adds settings (e.g. RAY_health_check_period_ms)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="ptr", dir="/tmp"))  # short: AF_UNIX path limit
     port = free_port()
-    env = {**os.environ, "RAY_TMPDIR": str(temp_dir), "RAY_AUTH_MODE": "token"}
+    env = {**os.environ, **(env or {}), "RAY_TMPDIR": str(temp_dir), "RAY_AUTH_MODE": "token"}
     if token_path is not None:
         env["RAY_AUTH_TOKEN_PATH"] = str(token_path)
     args = [RAY, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
