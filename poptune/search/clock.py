@@ -25,7 +25,7 @@ class EpochTiming:
     trial_id: str
     epoch: int
     seconds: float  # inside fit: training and validation
-    at: float  # driver's clock when the result arrived
+    at: float  # when the epoch ended: the worker's clock, else the driver's at the result
     pid: int  # the worker process (one per slot while actors are reused)
 
     @property
@@ -56,7 +56,7 @@ class SearchClock(Callback):
                 trial_id=trial.trial_id,
                 epoch=int(result.get("epoch", result.get("training_iteration", 0))),
                 seconds=float(result.get("seconds", 0.0)),
-                at=time.time(),
+                at=float(result.get("ended_at", time.time())),
                 pid=int(result.get("pid", 0)),
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,15 @@ def train_trial(config: dict, *, prepared: Prepared, settings: TrialSettings) ->
     }
 
     def report(stats: EpochStats, state: Callable[[], TrainingState]) -> None:
+        # The worker's clock at the epoch's end: with `seconds`, when the epoch ran, whatever
+        # the delay before the driver sees the result (poptune.search.clock uses it).
+        ended_at = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state(), Path(tmp) / STATE_FILE)
-            tune.report({**stats, **where}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                {**stats, **where, "ended_at": ended_at},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
 
     fit(
         model_config,
