@@ -238,7 +238,7 @@ def _with_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace)
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot read it ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise UsageError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise UsageError(f"--config {path}: not valid YAML ({_yaml_problem(exc)})") from exc
     if not isinstance(loaded, dict):
         raise UsageError(f"--config {path}: expected a mapping of option: value, got a list/scalar")
     subparser = _subparser(parser, args.command)
@@ -252,6 +252,14 @@ def _with_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace)
             raise UsageError(f"--config {path}: unknown key {key!r}; known keys: {known}")
         values[dest] = _coerce(path, key, value, action)
     return {**values, **given}
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """Where and what, on one line: "line 3, column 7: expected ',' or ']', but got ..."."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _coerce(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
@@ -343,17 +351,13 @@ def preflight(settings: Any) -> None:
 
 
 def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
-    # Settings first: a bad option fails in a second, before heavy imports and data loading.
-    settings = search_settings(values)
-    preflight(settings)
-
-    from poptune.analysis.analyze import load_search_meta
-    from poptune.analysis.export import write_best_config
-    from poptune.analysis.results import read_results
+    # Settings, then data, then the heavy imports (torch, Ray, the analysis stack): a bad option
+    # or a bad file is answered in a second or two, not after everything has loaded.
     from poptune.data import load_source, prepare
     from poptune.search.resume import resumed_settings
-    from poptune.search.runner import run_search
 
+    settings = search_settings(values)
+    preflight(settings)
     expect_sha256 = None
     if settings.resume:  # the experiment's own settings and data, not this command's defaults
         settings, expect_sha256 = resumed_settings(settings, explicit=values.keys())
@@ -367,6 +371,11 @@ def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
         f"track rows dropped); split {info.train:,}/{info.val:,}/{info.test:,}",
         flush=True,
     )
+    from poptune.analysis.analyze import load_search_meta
+    from poptune.analysis.export import write_best_config
+    from poptune.analysis.results import read_results
+    from poptune.search.runner import run_search
+
     verb = "resuming" if settings.resume else "searching"
     print(
         f"poptune: {verb} {settings.num_samples} trials × up to {settings.max_epochs} epochs "

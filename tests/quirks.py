@@ -3,12 +3,15 @@ DESIGN.md §3, written byte by byte so that the tests read them the way poptune 
 
 Each writer returns what is in the file *by construction* (how many blank rows, how many mangled
 time signatures, ...), so that tests compare poptune's counts against numbers it did not compute.
+The helpers at the end judge a CLI answer and read the answers documented in docs/errors.md.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pandas as pd
 
 from poptune.data import COLUMNS, FEATURES, ID, synthetic_tracks
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 BOM = "\ufeff"
 # Names that a naive split(",") or an unquoted writer would break: commas and doubled quotes.
 AWKWARD_NAMES = (
@@ -152,3 +156,31 @@ def write_frame(path: Path, frame: pd.DataFrame, **to_csv: object) -> Path:
     """Write a frame as pandas would; the plain, quirk-free case."""
     frame.to_csv(path, index=False, **to_csv)
     return path
+
+
+# ----------------------------------------------------------------------------- CLI answers
+
+
+def assert_one_clean_line(proc: subprocess.CompletedProcess, expected: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("poptune: error: ")
+    assert expected in lines[0], lines[0]
+    return lines[0]
+
+
+def doc_rows(section: str) -> dict[str, tuple[int, str]]:
+    """``| Input | Exit | What poptune says |`` rows of one section: title → (exit, message)."""
+    text = DOC.read_text(encoding="utf-8")
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[1].isdigit():
+            continue
+        message = re.fullmatch(r"(`+) ?(.*?) ?\1", cells[2])
+        assert message, f"docs/errors.md: quote the message in backticks: {line}"
+        rows[cells[0]] = (int(cells[1]), message.group(2))
+    return rows

@@ -46,12 +46,12 @@ class SearchSettings:
         if self.max_concurrent is not None:
             _positive_int("max-concurrent", self.max_concurrent)
         if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
-            raise UsageError(f"--cpus-per-trial must be > 0, but got {self.cpus_per_trial}")
+            raise UsageError(f"--cpus-per-trial must be > 0, but got {self.cpus_per_trial:g}")
         if not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
-            raise UsageError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
+            raise UsageError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial:g}")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise UsageError(
-                f"--gpus-per-trial above 1 must be a whole number, but got {self.gpus_per_trial}"
+                f"--gpus-per-trial above 1 must be a whole number, but got {self.gpus_per_trial:g}"
             )
         if self.dedupe not in DEDUPE_CHOICES:
             raise UsageError(
