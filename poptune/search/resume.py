@@ -8,6 +8,7 @@ too; options that cannot change mid-search are refused rather than silently igno
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -102,7 +103,14 @@ def saved_trial_counts(experiment: str) -> SavedCounts:
     """
     from ray.tune import ExperimentAnalysis
 
-    statuses = [trial.status for trial in ExperimentAnalysis(experiment).trials]
+    # Trials created just before an interrupt have no results yet, and Tune warns about each.
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        statuses = [trial.status for trial in ExperimentAnalysis(experiment).trials]
+    finally:
+        log.setLevel(level)
     return SavedCounts(
         trials=len(statuses),
         terminated=statuses.count("TERMINATED"),

@@ -1,0 +1,100 @@
+"""A driver killed mid-search (SIGKILL: no handler runs, nothing is saved on the way out) is
+continued by `poptune search --name N --resume`, and every trial is accounted for exactly once.
+
+It runs on the private local Ray a laptop user gets (no --address), because that Ray belongs to
+the driver: it must not outlive it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from poptune.analysis.results import read_results
+from poptune.spaces import WEIGHT_DECAY_RANGE
+from poptune.trainables.config import REFERENCE
+from tests.driver import alive, descendants, start_driver
+from tests.raycluster import kill_pids
+
+pytestmark = [pytest.mark.ray, pytest.mark.flaky(reruns=1)]
+
+# A killed driver's local Ray: gcs_server, raylet and workers go at once; Ray's two agents
+# first report the raylet's death to the (dead) GCS with a fixed 60 s timeout, then exit.
+RAY_CORE_GONE_WITHIN_S = 15
+RAY_AGENTS_GONE_WITHIN_S = 90
+AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+LOCAL = {"RAY_ADDRESS": ""}
+
+
+def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path):
+    samples = 8
+    runs = tmp_path / "runs"
+    exp_dir = runs / "crash"
+    driver = start_driver(
+        "search", "--synthetic-rows", "3000", "--num-samples", samples, "--max-epochs", "6",
+        "--scheduler", "fifo", "--storage", runs, "--name", "crash", env=LOCAL, cwd=tmp_path,
+    )  # fmt: skip
+    local_ray: list[int] = []
+    try:
+        driver.wait_for_line(f"[  3/{samples}]", timeout_s=240)
+        local_ray = descendants(driver.pid)
+        assert local_ray, "the driver started no local Ray processes"
+        agents = [pid for pid in local_ray if _cmdline(pid).startswith(AGENTS)]
+        driver.proc.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert driver.finish(timeout_s=30) == -signal.SIGKILL
+        core = [pid for pid in local_ray if pid not in agents]
+        _wait_gone(core, killed_at + RAY_CORE_GONE_WITHIN_S)
+        assert not alive(core), f"the killed driver's Ray outlived it: {_described(core)}"
+
+        # An orphan, as a restore can leave: a trial folder that Tune's state does not list.
+        done = next(p for p in exp_dir.glob("*/result.json") if p.stat().st_size).parent
+        shutil.copytree(done, exp_dir / "MLP1Layer_0rphan00")
+
+        started = time.monotonic()
+        r = cli("search", "--storage", runs, "--name", "crash", "--resume", env=LOCAL)
+        resume_s = time.monotonic() - started
+        assert r.code == 0, r.err[-4000:]
+        assert "resuming" in r.out
+
+        _wait_gone(agents, killed_at + RAY_AGENTS_GONE_WITHIN_S)
+        assert not alive(agents), f"Ray's agents outlived the killed driver: {_described(agents)}"
+    finally:
+        driver.stop()
+        kill_pids(alive(local_ray))  # only after a failed assertion is anything left here
+
+    # read_results is how `poptune analyze` sees the trials: Tune's result API, orphans unlisted.
+    results = read_results(exp_dir)
+    assert len(results.trials) == samples, [t.trial_id for t in results.trials]
+    assert results.terminated == samples and results.errored == 0
+    assert "0rphan00" not in {t.trial_id for t in results.trials}
+    assert len([p for p in exp_dir.iterdir() if p.is_dir()]) > samples  # the orphan is on disk
+    # The searcher came back with its state: no config twice, and the reference point (the
+    # first one tried) not enqueued again, as a searcher built afresh would do.
+    configs = [json.dumps(t.config.to_dict(), sort_keys=True) for t in results.trials]
+    assert len(set(configs)) == samples
+    reference = {**REFERENCE.to_dict(), "weight_decay": WEIGHT_DECAY_RANGE[0]}
+    assert sum(t.config.to_dict() == reference for t in results.trials) == 1
+    resumed = sum(t.resumed for t in results.trials)
+    print(f"kill-driver: resume took {resume_s:.0f} s; {resumed} trial(s) resumed from checkpoints")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _described(pids: list[int]) -> str:
+    return ", ".join(f"{pid} {_cmdline(pid)[:60]!r}" for pid in alive(pids))
+
+
+def _wait_gone(pids: list[int], deadline: float) -> None:
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
