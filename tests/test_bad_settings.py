@@ -7,6 +7,8 @@ writer leaves either the old file or the new one, never a mix and never a temp f
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
@@ -15,10 +17,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from poptune import files
+from poptune import cli, files
 from tests.quirks import assert_one_clean_line, doc_rows
 
 POPTUNE = [sys.executable, "-m", "poptune"]
@@ -43,7 +46,10 @@ class Case:
     title: str  # the row title in docs/errors.md
     args: tuple[str, ...]
     error: str  # must appear in the one stderr line
-    files: tuple[tuple[str, str], ...] = ()  # (name, text) written into the working folder
+    # A subprocess per case costs an interpreter and the data stack's imports (~1.5 s of CPU);
+    # checks that differ from their neighbours only in the option are run through `main` in
+    # this process: the same code, exit code and stderr, minus the interpreter start.
+    in_process: bool = False
 
 
 YAML_FILES = {
@@ -64,27 +70,28 @@ CASES = [
     Case("`--max-concurrent 512` on this machine", ("search", "--max-concurrent", "512"),
          "--max-concurrent 512: this machine fits only"),
     Case("`--cpus-per-trial 0`", ("search", "--cpus-per-trial", "0"),
-         "--cpus-per-trial must be > 0, but got 0"),
+         "--cpus-per-trial must be > 0, but got 0", in_process=True),
     Case("`--cpus-per-trial 4096`", ("search", "--cpus-per-trial", "4096"),
-         "--cpus-per-trial 4096: this machine has only"),
+         "--cpus-per-trial 4096: this machine has only", in_process=True),
     Case("`--gpus-per-trial -1`", ("search", "--gpus-per-trial", "-1"),
-         "--gpus-per-trial must be >= 0, but got -1"),
+         "--gpus-per-trial must be >= 0, but got -1", in_process=True),
     Case("`--scheduler hyperband`", ("search", "--scheduler", "hyperband"),
          "--scheduler must be one of asha, fifo, but got 'hyperband'"),
     Case("`--dedupe genre`", ("search", "--dedupe", "genre"),
-         "--dedupe must be one of track_id, none, but got 'genre'"),
+         "--dedupe must be one of track_id, none, but got 'genre'", in_process=True),
     Case("`--storage ftp://x`", ("search", "--storage", "ftp://x"),
          "--storage scheme 'ftp' is not supported; use a local path or one of s3://"),
     Case("`poptune run --storage s3://bucket`", ("run", "--storage", "s3://bucket/runs"),
-         "`poptune run` analyzes from local disk; run `poptune search` with this storage"),
+         "`poptune run` analyzes from local disk; run `poptune search` with this storage",
+         in_process=True),
     Case("`--name a/b`", ("search", "--name", "a/b"),
-         "--name must be a plain folder name, but got 'a/b'"),
+         "--name must be a plain folder name, but got 'a/b'", in_process=True),
     Case("`--resume --force`", ("search", "--resume", "--force", "--name", "x"),
-         "--resume and --force contradict each other; pass one of them"),
+         "--resume and --force contradict each other; pass one of them", in_process=True),
     Case("`--resume` with no experiment", ("search", "--resume", "--name", "nothing"),
-         "there is no experiment at"),
+         "there is no experiment at", in_process=True),
     Case("`poptune run --seeds 0`", ("run", "--seeds", "0"),
-         "--seeds must be a positive integer, but got 0"),
+         "--seeds must be a positive integer, but got 0", in_process=True),
     Case("An unknown option", ("search", "--learning-rate", "0.1"),
          "unrecognized arguments: --learning-rate 0.1"),
     Case("`--address nonsense`", ("search", "--address", "nonsense"),
@@ -102,14 +109,16 @@ CASES = [
     Case("`--config` that does not exist", ("search", "--config", "none.yaml"),
          "--config none.yaml: cannot read it (No such file or directory)"),
     Case("`analyze` on a missing folder", ("analyze", "runs/nothing"),
-         "runs/nothing: no such experiment directory; pass <storage>/<name>"),
+         "runs/nothing: no such experiment directory; pass <storage>/<name>", in_process=True),
     Case("`analyze` on a folder poptune did not make", ("analyze", "."),
-         ".: has no poptune_search.json, so it was not made by `poptune search`"),
+         ".: has no poptune_search.json, so it was not made by `poptune search`",
+         in_process=True),
     Case("`export` before any search", ("export", "runs/nothing"),
-         "runs/nothing/best_config.json: not found; run `poptune search`"),
-    Case("`predict` with a folder that is not a model", ("predict", ".", "--data", "t.csv",
-                                                         "--out", "p.csv"),
-         ".: not a poptune model bundle (needs bundle.json and model.safetensors)"),
+         "runs/nothing/best_config.json: not found; run `poptune search`", in_process=True),
+    Case("`predict` with a folder that is not a model",
+         ("predict", ".", "--data", "t.csv", "--out", "p.csv"),
+         ".: not a poptune model bundle (needs bundle.json and model.safetensors)",
+         in_process=True),
 ]  # fmt: skip
 
 
@@ -127,20 +136,35 @@ def answers(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, fl
             (folder / name).write_text(text)
         args = [a.format(port=port) for a in case.args]
         started = time.monotonic()
-        proc = subprocess.run(
-            [*POPTUNE, *args],
-            capture_output=True,
-            text=True,
-            cwd=folder,
-            # No RAY_ADDRESS from the environment: "no --address" must mean a local Ray here.
-            env={**os.environ, "RAY_ADDRESS": ""},
-            timeout=120,
-        )
+        if case.in_process:
+            proc = run_main(args, cwd=folder)
+        else:
+            proc = subprocess.run(
+                [*POPTUNE, *args],
+                capture_output=True,
+                text=True,
+                cwd=folder,
+                # No RAY_ADDRESS from the environment: no --address must mean a local Ray here.
+                env={**os.environ, "RAY_ADDRESS": ""},
+                timeout=120,
+            )
         return proc, time.monotonic() - started
 
+    # In-process cases first and one by one (they change the working directory), then the
+    # subprocesses four at a time.
+    results = {c.title: answer((i, c)) for i, c in enumerate(CASES) if c.in_process}
+    others = [(i, c) for i, c in enumerate(CASES) if not c.in_process]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(answer, enumerate(CASES)))
-    return {case.title: result for case, result in zip(CASES, results, strict=True)}
+        results.update(zip((c.title for _, c in others), pool.map(answer, others), strict=True))
+    return results
+
+
+def run_main(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`poptune ARGS` through `cli.main` in this process, as `python -m poptune` would run it."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(args)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.title)

@@ -279,6 +279,13 @@ def test_poptune_run_on_a_kaggle_file_reports_the_planted_counts(
     assert f"{kaggle.mangled_time_signature:,} fixed (" in proc.stdout
     assert f"{kaggle.exact_duplicates:,} dropped (exact duplicate row)" in proc.stdout
 
+    # The experiment keeps the full account of the data, repairs included.
+    searched = json.loads((tmp_path / "runs/kaggle/poptune_search.json").read_text())["data"]
+    assert searched["fixed"] == {FIXED_TS: kaggle.mangled_time_signature}
+    assert searched["dropped"]["blank or non-numeric value"] == (
+        kaggle.blank_feature + kaggle.non_numeric
+    )
+
     metrics = _no_nan((tmp_path / "runs/kaggle/analysis/metrics.json").read_text())
     data = metrics["data"]
     assert data["source"] == str(kaggle.path) and data["synthetic"] is False

@@ -171,11 +171,14 @@ def test_all_identical_features_are_refused_with_the_reason(tmp_path):
 def test_counts_from_loading_travel_into_the_split_info(tmp_path):
     frame = tracks_frame(60, [1, 2] * 30, skew=False).astype({"energy": object})
     frame.loc[0, "energy"] = ""
+    frame["time_signature"] = "4/4"
+    frame.loc[[5, 6, 7], "time_signature"] = "4-Apr"
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
     info = prepare(load_tracks(path), seed=0).info
     assert info.source == str(path) and info.rows_raw == 90
     assert info.dropped == {"blank or non-numeric value": 1}
+    assert info.fixed == {"time_signature 'N-Apr' -> 'N/4'": 3}
     assert info.rows_used == 59 and info.duplicates_dropped == 30
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ class DataInfo:
     dedupe: str
     seed: int
     dropped: dict[str, int]
+    fixed: dict[str, int] = field(default_factory=dict)  # values repaired while loading
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +105,7 @@ def prepare(frame: pd.DataFrame, *, seed: int, dedupe: Dedupe = "track_id") -> P
         dedupe=dedupe,
         seed=seed,
         dropped=dict(report.dropped) if report else {},
+        fixed=dict(report.fixed) if report else {},
     )
     return Prepared(
         x_train=x_train,
