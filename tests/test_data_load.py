@@ -7,6 +7,7 @@ checks that the counts planted in the file come out in `metrics.json`.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -61,7 +62,7 @@ def test_kaggle_quirks_are_read_and_every_clean_up_counted(kaggle):
     assert report.rows_used == len(frame) == kaggle.rows_loaded
     # Exactly the planted rows went, and the survivors kept their order.
     assert frame["track_id"].tolist() == kaggle.kept_ids
-    assert report.sha256 == __import__("hashlib").sha256(kaggle.path.read_bytes()).hexdigest()
+    assert report.sha256 == hashlib.sha256(kaggle.path.read_bytes()).hexdigest()
 
 
 def test_kaggle_values_survive_parsing(kaggle):
@@ -153,6 +154,16 @@ def test_a_last_line_cut_anywhere_is_dropped(tmp_path, tracks, cut):
     frame = load_tracks(path)
     assert _report(frame).dropped == {"truncated last line": 1}
     assert len(frame) == 59 and _report(frame).rows_raw == 60
+
+
+def test_a_last_line_cut_inside_a_quoted_last_field_is_dropped(tmp_path, tracks):
+    """All fields present but the last one's quote never closes: still a cut line."""
+    text = tracks.assign(notes='she said, "encore"').to_csv(index=False)
+    path = tmp_path / "t.csv"
+    path.write_text(text[: text.rstrip("\n").rfind("encore")])
+    frame = load_tracks(path)
+    assert _report(frame).dropped == {"truncated last line": 1}
+    assert len(frame) == 59 and (frame["notes"] == 'she said, "encore"').all()
 
 
 def test_a_complete_last_line_without_newline_is_kept(tmp_path, tracks):
