@@ -31,6 +31,7 @@ from poptune.search.storage import local_storage_warning
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.spaces import WEIGHT_DECAY_RANGE, define_space
 from poptune.trainables.config import REFERENCE
+from poptune.trainables.splits import TrainingData
 from poptune.trainables.tune import TrialSettings, train_trial
 
 
@@ -128,8 +129,10 @@ def _trainable(settings: SearchSettings, prepared: Prepared):
         use_gpu=settings.gpus_per_trial > 0,
     )
     # with_parameters puts the arrays in the object store once; trials read them zero-copy.
+    # Only what training reads: no test rows, and no scaler whose unpickling imports sklearn.
+    data = TrainingData.of(prepared)
     return tune.with_resources(
-        tune.with_parameters(train_trial, prepared=prepared, settings=trial),
+        tune.with_parameters(train_trial, prepared=data, settings=trial),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
 

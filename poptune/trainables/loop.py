@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from poptune.data import Prepared
 from poptune.metric import regression_scores
 from poptune.trainables.config import ModelConfig
 from poptune.trainables.flat_adamw import FlatAdamW
 from poptune.trainables.models import build_model
+from poptune.trainables.splits import Splits
 
 _EVAL_BATCH = 65_536
 
@@ -70,7 +70,7 @@ EpochCallback = Callable[[EpochStats, Callable[[], TrainingState]], None]
 
 def fit(
     config: ModelConfig | dict,
-    prepared: Prepared,
+    prepared: Splits,
     *,
     epochs: int,
     seed: int,
