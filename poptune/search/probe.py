@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from poptune.errors import UsageError
 
 PROBE_TIMEOUT_S = 15.0
-# Ray's own GCS connect timeout inside the child, below PROBE_TIMEOUT_S so the child answers
-# "timeout" itself rather than being killed (the import of ray takes a second or two).
-_GCS_CONNECT_TIMEOUT_S = 8
+# Ray's own GCS connect timeouts inside the child: a silent port takes about twice the first
+# (~10 s), below PROBE_TIMEOUT_S, so the child answers itself. A real GCS answers in milliseconds.
+_GCS_CONNECT_TIMEOUT_S = 5
+_GCS_RPC_CONNECT_TIMEOUT_S = 2
 # Where Ray looks for the token, in its order; the head's token is printed by `ray get-auth-token`.
 TOKEN_SOURCES = (
     "RAY_AUTH_TOKEN_PATH=FILE, RAY_AUTH_TOKEN, or ~/.ray/auth_token "
@@ -44,8 +45,8 @@ try:
     GcsClient(address=sys.argv[1], cluster_id=None)
 except AuthenticationError as exc:
     answer("rejected", str(exc))
-except Exception as exc:
-    answer("error", f"{type(exc).__name__}: {exc}")
+except Exception as exc:  # a silent port: RpcError "Timed out while waiting for GCS ..."
+    answer("timeout" if "Timed out" in str(exc) else "error", f"{type(exc).__name__}: {exc}")
 answer("ok")
 """
 
@@ -61,7 +62,7 @@ def probe_gcs(address: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeAnswe
     env = {
         **os.environ,
         "RAY_py_gcs_connect_timeout_s": str(_GCS_CONNECT_TIMEOUT_S),
-        "RAY_gcs_rpc_server_connect_timeout_s": str(_GCS_CONNECT_TIMEOUT_S // 2),
+        "RAY_gcs_rpc_server_connect_timeout_s": str(_GCS_RPC_CONNECT_TIMEOUT_S),
     }
     try:
         proc = subprocess.run(
