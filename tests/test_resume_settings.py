@@ -1,0 +1,94 @@
+"""`--resume` takes the experiment's own settings; options that would change the search are
+refused (no Ray: the experiment's poptune_search.json is written by hand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from poptune.data import DataSource
+from poptune.errors import ExperimentError, UsageError
+from poptune.layout import SEARCH_FILE
+from poptune.search.resume import resumed_settings
+from poptune.search.settings import SearchSettings
+
+SHA = "ab" * 32
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> SearchSettings:
+    """The settings an experiment `exp` under tmp_path/runs was started with."""
+    original = SearchSettings(
+        data=DataSource(synthetic_rows=3000), num_samples=10, max_epochs=6, scheduler="fifo",
+        storage=str(tmp_path / "runs"), name="exp", seed=3, force=True,
+    )  # fmt: skip
+    exp_dir = tmp_path / "runs" / "exp"
+    exp_dir.mkdir(parents=True)
+    meta = {"settings": original.to_dict(), "data": {"sha256": SHA}, "wall_s": None}
+    (exp_dir / SEARCH_FILE).write_text(json.dumps(meta))
+    return original
+
+
+def resume(tmp_path: Path, **given) -> SearchSettings:
+    return SearchSettings(storage=str(tmp_path / "runs"), name="exp", resume=True, **given)
+
+
+def test_resume_takes_the_saved_settings_not_todays_defaults(started, tmp_path):
+    settings, sha = resumed_settings(resume(tmp_path), explicit={"storage", "name", "resume"})
+    assert sha == SHA
+    assert (settings.num_samples, settings.max_epochs, settings.scheduler, settings.seed) == (
+        10, 6, "fifo", 3,
+    )  # fmt: skip
+    assert settings.data == DataSource(synthetic_rows=3000)
+    assert settings.resume and not settings.force  # the start's --force is not replayed
+
+
+def test_resume_options_may_differ(started, tmp_path):
+    given = resume(tmp_path, address="10.0.0.5:6379", retry_errored=True)
+    settings, _ = resumed_settings(given, explicit={"name", "resume", "address", "retry_errored"})
+    assert settings.address == "10.0.0.5:6379" and settings.retry_errored
+    assert settings.num_samples == 10
+
+
+@pytest.mark.parametrize(
+    ("given", "flag", "message"),
+    [
+        ({"num_samples": 20}, "num_samples", "--num-samples 20: the experiment exp was started "
+         "with 10"),
+        ({"max_epochs": 12}, "max_epochs", "--max-epochs 12: "),
+        ({"scheduler": "asha"}, "scheduler", "--scheduler asha: "),
+        ({"data": DataSource(synthetic_rows=500)}, "synthetic_rows", "--synthetic-rows 500: "),
+    ],
+)  # fmt: skip
+def test_options_that_would_change_the_search_are_refused(started, tmp_path, given, flag, message):
+    with pytest.raises(UsageError, match="resumed search keeps its settings") as info:
+        resumed_settings(resume(tmp_path, **given), explicit={"name", "resume", flag})
+    assert message in str(info.value) and "another --name" in str(info.value)
+
+
+def test_the_same_value_given_again_is_fine(started, tmp_path):
+    settings, _ = resumed_settings(
+        resume(tmp_path, num_samples=10, seed=3), explicit={"name", "resume", "num_samples", "seed"}
+    )
+    assert settings.num_samples == 10
+
+
+def test_a_moved_data_file_is_accepted_and_checked_by_sha256(started, tmp_path):
+    given = resume(tmp_path, data=DataSource(path="/elsewhere/tracks.csv"))
+    settings, sha = resumed_settings(given, explicit={"name", "resume", "data"})
+    assert settings.data.path == "/elsewhere/tracks.csv" and sha == SHA
+
+
+def test_nothing_to_resume(tmp_path):
+    with pytest.raises(ExperimentError, match="there is no experiment at"):
+        resumed_settings(resume(tmp_path), explicit={"name", "resume"})
+    (tmp_path / "runs" / "exp").mkdir(parents=True)
+    with pytest.raises(ExperimentError, match=f"{SEARCH_FILE} is missing or unreadable"):
+        resumed_settings(resume(tmp_path), explicit={"name", "resume"})
+
+
+def test_remote_storage_keeps_what_was_given(tmp_path):
+    given = SearchSettings(storage="s3://bucket/runs", name="exp", resume=True, num_samples=10)
+    assert resumed_settings(given, explicit={"storage", "name", "resume"}) == (given, None)
