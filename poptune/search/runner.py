@@ -21,6 +21,7 @@ from poptune.errors import ExperimentError, UsageError
 from poptune.files import package_versions, read_json, write_json_atomic
 from poptune.layout import SEARCH_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
+from poptune.search.autoscale import autoscaled_node_type
 from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
 from poptune.search.resume import saved_trial_counts
@@ -227,6 +228,15 @@ def _claim_experiment_dir(settings: SearchSettings) -> None:
 
 def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
     if settings.gpus_per_trial > 0 and cluster.gpus < settings.gpus_per_trial:
+        gpu_type = None if cluster.local else autoscaled_node_type("GPU", settings.gpus_per_trial)
+        if gpu_type is not None:  # e.g. cluster.yaml's GPU workers, min_workers: 0
+            print(
+                f"poptune: no GPU node is up yet; the autoscaler starts {gpu_type} nodes for the "
+                "trials (minutes on a cloud)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         raise UsageError(
             f"--gpus-per-trial {settings.gpus_per_trial:g}: the cluster has "
             f"{cluster.gpus:g} GPU(s), so no trial could ever start; "

@@ -1,0 +1,116 @@
+"""cluster.yaml passes Ray's own launcher validation, and keeps the promises docs/cluster.md makes.
+
+`prepare_config` merges the AWS defaults as `ray up` does; `validate_config` checks the result
+against Ray's schema and its cross-field rules. Mutated copies prove the validation bites.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from poptune.search.autoscale import autoscaled_node_type
+
+CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    return yaml.safe_load(CLUSTER_YAML.read_text(encoding="utf-8"))
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)
+    # Ray checks the sum of min_workers against the global cap, not each type's own bounds.
+    for name, node_type in prepared["available_node_types"].items():
+        if node_type["min_workers"] > node_type["max_workers"]:
+            raise ValueError(f"{name}: min_workers > max_workers")
+    return prepared
+
+
+def test_ray_launcher_accepts_it(config):
+    prepared = validate(config)
+    assert prepared["provider"]["type"] == "aws"
+    assert prepared["head_node_type"] in prepared["available_node_types"]
+
+
+def test_node_types_and_autoscaling_bounds(config):
+    types = validate(config)["available_node_types"]
+    assert set(types) == {"head", "cpu", "gpu"}
+    assert types["head"]["resources"] == {"CPU": 0}  # no trials next to the driver
+    assert 1 <= types["cpu"]["min_workers"] < types["cpu"]["max_workers"]
+    assert types["gpu"]["min_workers"] == 0 and types["gpu"]["resources"]["GPU"] >= 1
+    assert sum(t["max_workers"] for n, t in types.items() if n != "head") <= config["max_workers"]
+
+
+def test_gpu_workers_count_as_available_to_a_gpu_search(config, tmp_path):
+    """What the driver on the head reads from ~/ray_bootstrap_config.yaml (a copy of this)."""
+    bootstrap = tmp_path / "ray_bootstrap_config.yaml"
+    bootstrap.write_text(yaml.safe_dump(validate(config)))
+    assert autoscaled_node_type("GPU", 0.5, bootstrap) == "gpu"
+    assert autoscaled_node_type("GPU", 2, bootstrap) is None
+    assert autoscaled_node_type("GPU", 1, tmp_path / "missing.yaml") is None
+
+
+def test_security_promises(config):
+    prepared = validate(config)
+    assert prepared["provider"]["cache_stopped_nodes"] is False
+    # Every node type brings its own security group: the launcher's default opens SSH to all.
+    for name, node_type in prepared["available_node_types"].items():
+        assert node_type["node_config"].get("SecurityGroupIds"), name
+    # Token auth on every node: the same token file everywhere, token mode for Ray and drivers.
+    assert prepared["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
+    starts = prepared["head_start_ray_commands"] + prepared["worker_start_ray_commands"]
+    assert all("RAY_AUTH_MODE=token ray start" in c for c in starts if "ray start" in c)
+    assert any("export RAY_AUTH_MODE=token" in c for c in prepared["setup_commands"])
+    head_start = " ".join(prepared["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    # Workers write checkpoints to S3, so they need an instance profile that may.
+    for name in ("cpu", "gpu"):
+        assert prepared["available_node_types"][name]["node_config"]["IamInstanceProfile"]
+
+
+def test_setup_installs_poptune_with_the_tested_pins(config):
+    prepared = validate(config)
+    assert prepared["file_mounts"]["/home/ubuntu/poptune"] == "."
+    install = [c for c in prepared["setup_commands"] if "pip install" in c]
+    assert install and "-c ~/poptune/constraints.txt" in install[0]
+    assert "-e ~/poptune" in install[0]
+    assert ".venv" in prepared["rsync_exclude"]
+
+
+def test_an_unknown_key_is_refused(config):
+    config["max_wrokers"] = 3
+    with pytest.raises(jsonschema.ValidationError, match="max_wrokers"):
+        validate(config)
+
+
+def test_an_unknown_key_in_a_node_type_is_refused(config):
+    config["available_node_types"]["cpu"]["min_worker"] = 1
+    with pytest.raises(jsonschema.ValidationError, match="min_worker"):
+        validate(config)
+
+
+def test_a_head_type_that_is_not_a_node_type_is_refused(config):
+    config["head_node_type"] = "ray.head.default"
+    with pytest.raises(ValueError, match="head_node_type"):
+        validate(config)
+
+
+def test_more_min_workers_than_the_global_cap_is_refused(config):
+    config["available_node_types"]["cpu"]["min_workers"] = config["max_workers"] + 1
+    with pytest.raises(ValueError, match="max_workers"):
+        validate(config)
+
+
+def test_min_workers_above_a_types_max_workers_is_refused(config):
+    config["available_node_types"]["gpu"]["min_workers"] = 3  # max_workers: 2
+    with pytest.raises(ValueError, match="gpu: min_workers > max_workers"):
+        validate(config)
