@@ -11,6 +11,7 @@ import pytest
 from poptune.data import DataSource
 from poptune.errors import ExperimentError, UsageError
 from poptune.layout import SEARCH_FILE
+from poptune.search.remote import read_json_uri, write_json_uri
 from poptune.search.resume import resumed_settings
 from poptune.search.settings import SearchSettings
 
@@ -85,10 +86,29 @@ def test_nothing_to_resume(tmp_path):
     with pytest.raises(ExperimentError, match="there is no experiment at"):
         resumed_settings(resume(tmp_path), explicit={"name", "resume"})
     (tmp_path / "runs" / "exp").mkdir(parents=True)
-    with pytest.raises(ExperimentError, match=f"{SEARCH_FILE} is missing or unreadable"):
+    with pytest.raises(ExperimentError, match=f"{SEARCH_FILE} is missing"):
         resumed_settings(resume(tmp_path), explicit={"name", "resume"})
 
 
-def test_remote_storage_keeps_what_was_given(tmp_path):
-    given = SearchSettings(storage="s3://bucket/runs", name="exp", resume=True, num_samples=10)
-    assert resumed_settings(given, explicit={"storage", "name", "resume"}) == (given, None)
+def test_remote_storage_reads_the_search_file_there(started, tmp_path, monkeypatch):
+    """s3://, gs://: the same file, read through pyarrow (here redirected to the local copy)."""
+    local = tmp_path / "runs" / "exp" / SEARCH_FILE
+    asked: list[str] = []
+
+    def fake_read(uri: str) -> dict:
+        asked.append(uri)
+        return json.loads(local.read_text())
+
+    monkeypatch.setattr("poptune.search.resume.read_json_uri", fake_read)
+    given = SearchSettings(storage="s3://bucket/runs", name="exp", resume=True)
+    settings, sha = resumed_settings(given, explicit={"storage", "name", "resume"})
+    assert asked == [f"s3://bucket/runs/exp/{SEARCH_FILE}"]
+    assert settings.storage == "s3://bucket/runs" and settings.num_samples == 10 and sha == SHA
+
+
+def test_remote_json_round_trip_through_pyarrow(tmp_path):
+    uri = f"file://{tmp_path}/deep/er/{SEARCH_FILE}"
+    write_json_uri(uri, {"wall_s": 1.5})
+    assert read_json_uri(uri) == {"wall_s": 1.5}
+    with pytest.raises(FileNotFoundError):
+        read_json_uri(f"file://{tmp_path}/none.json")

@@ -18,6 +18,7 @@ from poptune.data import DataSource
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json
 from poptune.layout import SEARCH_FILE
+from poptune.search.remote import read_json_uri
 from poptune.search.settings import SearchSettings
 
 # Where the experiment is, how to reach the cluster, how to resume: these may differ from the
@@ -27,29 +28,20 @@ RESUME_OPTIONS = ("address", "storage", "name", "resume", "retry_errored")
 
 def resumed_settings(
     given: SearchSettings, explicit: Collection[str]
-) -> tuple[SearchSettings, str | None]:
+) -> tuple[SearchSettings, str]:
     """The settings the experiment was started with, plus the resume options of ``given``.
 
     ``explicit`` names the options given on the command line (or in --config): those that would
-    change the search are refused. Returns the settings and the sha256 the data must have (None
-    when the experiment lives in remote storage, where ``given`` is all there is).
+    change the search are refused. Returns the settings and the sha256 the data must have.
     """
-    if not given.storage_is_local:
-        return given, None
-    exp_dir = Path(given.experiment_uri.removeprefix("file://"))
-    path = exp_dir / SEARCH_FILE
-    if not exp_dir.is_dir():
-        raise ExperimentError(
-            f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
-        )
+    meta = _search_file(given)
     try:
-        meta = read_json(path)
         saved_dict: dict[str, Any] = dict(meta["settings"])
         sha256 = str(meta["data"]["sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ExperimentError(
-            f"--resume: {path} is missing or unreadable ({exc}), so {exp_dir} cannot be resumed "
-            "by poptune; start a new search with another --name (or --force)"
+            f"--resume: the {SEARCH_FILE} of {given.experiment_uri} is incomplete ({exc}); "
+            "start a new search with another --name (or --force)"
         ) from exc
     known = {f.name for f in fields(SearchSettings)}
     saved = SearchSettings(
@@ -64,6 +56,31 @@ def resumed_settings(
         saved, data=data, force=False, **{k: getattr(given, k) for k in RESUME_OPTIONS}
     )
     return settings, sha256
+
+
+def _search_file(given: SearchSettings) -> dict[str, Any]:
+    """The experiment's poptune_search.json, from a local folder or from s3://, gs://."""
+    if given.storage_is_local:
+        exp_dir = Path(given.experiment_uri.removeprefix("file://"))
+        if not exp_dir.is_dir():
+            raise ExperimentError(
+                f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
+            )
+        where: str | Path = exp_dir / SEARCH_FILE
+    else:
+        where = f"{given.experiment_uri}/{SEARCH_FILE}"
+    try:
+        meta = read_json(where) if isinstance(where, Path) else read_json_uri(where)
+    except FileNotFoundError as exc:
+        raise ExperimentError(
+            f"--resume: {where} is missing, so there is no poptune experiment to resume there; "
+            "check --storage and --name"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ExperimentError(f"--resume: cannot read {where} ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ExperimentError(f"--resume: {where} is not a poptune search file")
+    return meta
 
 
 def _refuse_changes(

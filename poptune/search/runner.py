@@ -24,6 +24,7 @@ from poptune.metric import METRIC, MODE
 from poptune.search.autoscale import autoscaled_node_type
 from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
+from poptune.search.remote import read_json_uri, write_json_uri
 from poptune.search.resume import saved_trial_counts
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
@@ -259,23 +260,24 @@ def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
 def _write_search_file(
     settings: SearchSettings, prepared: Prepared, *, wall_s: float | None
 ) -> None:
-    if not settings.storage_is_local:
-        return
-    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
-    write_json_atomic(
-        exp_dir / SEARCH_FILE,
-        {
-            "settings": settings.to_dict(),
-            "data": prepared.info.to_dict(),
-            "wall_s": wall_s,
-            "versions": package_versions(),
-        },
-    )
+    doc = {
+        "settings": settings.to_dict(),
+        "data": prepared.info.to_dict(),
+        "wall_s": wall_s,
+        "versions": package_versions(),
+    }
+    if settings.storage_is_local:
+        write_json_atomic(Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE, doc)
+    else:  # s3://, gs://: --resume and a copied-down `poptune analyze` need it there too
+        write_json_uri(f"{settings.experiment_uri}/{SEARCH_FILE}", doc)
 
 
 def _previous_wall_s(settings: SearchSettings) -> float:
-    path = Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE
     try:
-        return float(read_json(path).get("wall_s") or 0.0)
+        if settings.storage_is_local:
+            meta = read_json(Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE)
+        else:
+            meta = read_json_uri(f"{settings.experiment_uri}/{SEARCH_FILE}")
+        return float(meta.get("wall_s") or 0.0)
     except (OSError, ValueError):
         return 0.0
