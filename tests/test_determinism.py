@@ -134,3 +134,25 @@ def test_optimizer_state_moves_between_torch_and_flat_adamw(before, after):
     second.load_state_dict(saved["optimizer"])
     for ours, theirs in zip(_train(model, second, steps=5, seed=2), uninterrupted, strict=True):
         assert torch.equal(ours, theirs)
+
+
+def test_flat_adamw_state_dict_has_torch_adamws_layout():
+    config = _config("MLP3LayerDropout", weight_decay=1e-2)
+    dicts = []
+    for cls in (torch.optim.AdamW, FlatAdamW):
+        torch.manual_seed(0)
+        model = build_model(config)
+        optimizer = cls(model.parameters(), lr=config.lr, weight_decay=1e-2)
+        empty = optimizer.state_dict()
+        _train(model, optimizer, steps=3, seed=1)
+        dicts.append((empty, optimizer.state_dict()))
+    (torch_empty, torch_full), (flat_empty, flat_full) = dicts
+    assert flat_empty == torch_empty
+    assert flat_full["param_groups"] == torch_full["param_groups"]
+    assert flat_full["state"].keys() == torch_full["state"].keys()
+    for index, theirs in torch_full["state"].items():
+        ours = flat_full["state"][index]
+        assert ours.keys() == theirs.keys()
+        for key in theirs:
+            assert ours[key].dtype == theirs[key].dtype
+            assert torch.equal(ours[key], theirs[key])

@@ -13,7 +13,8 @@ buffer (tests/test_determinism.py checks every family). `AdamW(fused=True)` woul
 rounds differently, so a seed would no longer give the curve it gave before.
 
 `state_dict()` and `load_state_dict()` speak `torch.optim.AdamW`'s format, so checkpoints move
-freely between the two.
+freely between the two, without building a `torch.optim` optimizer: the first one a process
+builds imports torch._dynamo (sympy and 800 more modules), a second and 70 MB per trial worker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from typing import Any
 
 import torch
 from torch import nn
+
+# The options torch.optim.AdamW records in every param group, at the values this class implements.
+_TORCH_GROUP_DEFAULTS = {
+    "amsgrad": False,
+    "foreach": None,
+    "maximize": False,
+    "capturable": False,
+    "differentiable": False,
+    "fused": None,
+    "decoupled_weight_decay": True,
+}
 
 
 class FlatAdamW:
@@ -97,27 +109,36 @@ class FlatAdamW:
 
     def state_dict(self) -> dict[str, Any]:
         """The state in `torch.optim.AdamW.state_dict()`'s format (copies, not views)."""
-        reference = self._torch_adamw()
+        state: dict[int, dict[str, torch.Tensor]] = {}
         if self._step:
             moments = zip(self._views(self._exp_avg), self._views(self._exp_avg_sq), strict=True)
-            for param, (exp_avg, exp_avg_sq) in zip(self._params, moments, strict=True):
-                reference.state[param] = {
+            for index, (exp_avg, exp_avg_sq) in enumerate(moments):
+                state[index] = {
                     "step": torch.tensor(float(self._step), dtype=torch.float32),
                     "exp_avg": exp_avg.clone(),
                     "exp_avg_sq": exp_avg_sq.clone(),
                 }
-        return reference.state_dict()
+        group = {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            **_TORCH_GROUP_DEFAULTS,
+            "params": list(range(len(self._params))),
+        }
+        return {"state": state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue from a state saved by this class or by `torch.optim.AdamW`."""
-        reference = self._torch_adamw()
-        reference.load_state_dict(state_dict)  # validates the layout and casts to our device
-        group = reference.param_groups[0]
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self._params):
+            raise ValueError("the saved optimizer state is for a different set of parameters")
+        group = groups[0]
         if group.get("amsgrad") or group.get("maximize"):
             raise ValueError("FlatAdamW cannot continue an AdamW state with amsgrad or maximize")
-        self.lr, self.weight_decay = group["lr"], group["weight_decay"]
-        self.betas, self.eps = tuple(group["betas"]), group["eps"]
-        states = [reference.state.get(p) for p in self._params]
+        self.lr, self.weight_decay = float(group["lr"]), float(group["weight_decay"])
+        self.betas, self.eps = tuple(group["betas"]), float(group["eps"])
+        states = [state_dict["state"].get(i) for i in group["params"]]
         if not any(states):
             self._step = 0
             self._exp_avg.zero_()
@@ -125,15 +146,10 @@ class FlatAdamW:
             return
         if not all(states):
             raise ValueError("FlatAdamW needs a saved state for every parameter or for none")
+        for saved, param in zip(states, self._params, strict=True):
+            if saved["exp_avg"].shape != param.shape:
+                raise ValueError("the saved optimizer state does not fit these parameters' shapes")
         self._step = int(states[0]["step"])
-        torch.cat([s["exp_avg"].reshape(-1) for s in states], out=self._exp_avg)
-        torch.cat([s["exp_avg_sq"].reshape(-1) for s in states], out=self._exp_avg_sq)
-
-    def _torch_adamw(self) -> torch.optim.AdamW:
-        return torch.optim.AdamW(
-            self._params,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            betas=self.betas,
-            eps=self.eps,
-        )
+        like = self._exp_avg
+        torch.cat([s["exp_avg"].reshape(-1).to(like) for s in states], out=self._exp_avg)
+        torch.cat([s["exp_avg_sq"].reshape(-1).to(like) for s in states], out=self._exp_avg_sq)
