@@ -308,6 +308,7 @@ def test_poptune_run_on_a_kaggle_file_reports_the_planted_counts(
         "value out of range": kaggle.out_of_range,
         "exact duplicate row": kaggle.exact_duplicates,
     }
+    assert data["fixed"] == {FIXED_TS: kaggle.mangled_time_signature}
     assert data["rows_used"] == kaggle.distinct_ids  # one row per track
     assert data["duplicates_dropped"] == kaggle.rows_loaded - kaggle.distinct_ids
     assert data["train"] + data["val"] + data["test"] == kaggle.distinct_ids

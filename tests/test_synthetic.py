@@ -134,3 +134,11 @@ def test_written_and_read_back_it_is_the_same_data(tmp_path):
     assert len(merged) == len(loaded)
     np.testing.assert_allclose(merged["tempo"], merged["tempo_w"])
     np.testing.assert_allclose(merged["instrumentalness"], merged["instrumentalness_w"])
+
+
+def test_genre_copies_never_repeat_a_row_exactly():
+    """A track is listed once per genre, never twice in the same genre (no exact duplicates)."""
+    frame = synthetic_tracks(5000, seed=3)
+    assert not frame.duplicated().any()
+    assert not frame.duplicated(["track_id", "genre"]).any()
+    assert frame["track_id"].duplicated().sum() > 0.15 * len(frame)

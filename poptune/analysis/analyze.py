@@ -134,6 +134,7 @@ def build_metrics(
             "rows_used": info.rows_used,
             "duplicates_dropped": info.duplicates_dropped,
             "dropped": info.dropped,
+            "fixed": info.fixed,
             "dedupe": info.dedupe,
             "train": info.train,
             "val": info.val,

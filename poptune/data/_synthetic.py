@@ -141,8 +141,17 @@ def _genre_copies(tracks: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.
     """The Kaggle file lists a track once per genre: same id and features, another genre."""
     if n <= 0:
         return tracks.iloc[:0]
-    copies = tracks.iloc[rng.integers(0, len(tracks), n)].copy()
-    copies["genre"] = rng.choice(_GENRES, n)
+    source = rng.integers(0, len(tracks), n)
+    copies = tracks.iloc[source].copy()
+    # Another genre than the original's, and a different one for each copy of the same track
+    # (the k-th copy moves k steps further round the genre list), so no row repeats exactly.
+    genre_index = pd.Series(_GENRES).reset_index().set_index(0)["index"]
+    original = genre_index[copies["genre"]].to_numpy()
+    nth_copy = pd.Series(source).groupby(source).cumcount().to_numpy()
+    step = 1 + (rng.integers(0, len(_GENRES) - 1, len(tracks))[source] + nth_copy) % (
+        len(_GENRES) - 1
+    )
+    copies["genre"] = np.asarray(_GENRES)[(original + step) % len(_GENRES)]
     # "Nearly always" identical popularity: about 1 copy in 100 was scraped a day apart.
     drift = (rng.random(n) < 0.01) * rng.choice([-1, 1], n)
     copies["popularity"] = np.clip(copies["popularity"] + drift, 0, 100)
