@@ -17,28 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.raycluster import kill_pids
+from tests.raycluster import kill_pids, process_tree
 
 POPTUNE = [sys.executable, "-m", "poptune"]
 
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` in the parent chain."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    found = {root}
-    grew = True
-    while grew:
-        children = {pid for pid, ppid in parents.items() if ppid in found} - found
-        found |= children
-        grew = bool(children)
-    return sorted(found - {root})
+descendants = process_tree  # every live process below a pid
 
 
 def alive(pids: list[int]) -> list[int]:

@@ -85,11 +85,15 @@ class WorkerNode:
         return None
 
     def kill(self) -> int:
-        """SIGKILL the raylet, as a lost machine would: no drain, no goodbye. Returns its pid."""
+        """SIGKILL the raylet and its workers at once, as a lost machine would: no drain, no
+        goodbye (a worker process would otherwise train on until it next needs its raylet).
+        Returns the raylet's pid."""
         pid = self.raylet_pid()
         if pid is None:
             raise RuntimeError(f"no raylet with node manager port {self.node_manager_port}")
-        os.kill(pid, signal.SIGKILL)
+        for victim in [pid, *process_tree(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
         return pid
 
 
@@ -112,6 +116,23 @@ def start_head(
         cluster.stop()
         raise
     return cluster
+
+
+def process_tree(root: int) -> list[int]:
+    """Every process below ``root`` in the parent chain."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found = {root}
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found - {root})
 
 
 def cluster_pids(marker: str, port: int) -> list[int]:
