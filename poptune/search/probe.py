@@ -22,25 +22,31 @@ PROBE_TIMEOUT_S = 15.0
 # (~10 s), below PROBE_TIMEOUT_S, so the child answers itself. A real GCS answers in milliseconds.
 _GCS_CONNECT_TIMEOUT_S = 5
 _GCS_RPC_CONNECT_TIMEOUT_S = 2
-# Where Ray looks for the token, in its order; the head's token is printed by `ray get-auth-token`.
+# Where Ray looks for a driver's token; the head's token is printed by `ray get-auth-token`.
 TOKEN_SOURCES = (
     "RAY_AUTH_TOKEN_PATH=FILE, RAY_AUTH_TOKEN, or ~/.ray/auth_token "
     "(print the cluster's token on its head node with `ray get-auth-token`)"
 )
 
-# Runs in the child: prints one JSON line, {"result": ok|no_token|rejected|error, "detail": ...}.
+# Runs in the child: prints one JSON line, {"result": ..., "detail": ...} (see ProbeAnswer). It
+# uses Ray internals (Ray is pinned); should they move, it answers "ok" and ray.init decides.
 _PROBE = """
 import json, sys
 def answer(result, detail=""):
     print(json.dumps({"result": result, "detail": detail}), flush=True)
     sys.exit(0)
-from ray.exceptions import AuthenticationError
-from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+try:
+    from ray.exceptions import AuthenticationError
+    from ray._private.authentication.authentication_token_setup import (
+        ensure_token_if_auth_enabled,
+    )
+    from ray._raylet import GcsClient
+except ImportError as exc:
+    answer("ok", f"cannot probe: {exc}")
 try:
     ensure_token_if_auth_enabled(None, create_token_if_missing=False)
 except AuthenticationError as exc:
     answer("no_token", str(exc))
-from ray._raylet import GcsClient
 try:
     GcsClient(address=sys.argv[1], cluster_id=None)
 except AuthenticationError as exc:
