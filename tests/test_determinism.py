@@ -1,7 +1,8 @@
 """`fit` is a pure function of (config, data, seed): the same curve every time, resumed or not.
 
-The speed work in `fit` (a flat-buffer AdamW, batches as views, the loss summed once per epoch)
-must not move a single bit: these tests compare against torch's own AdamW and a plain rerun.
+The speed work in `fit` (a flat-buffer AdamW, batches as views, layers called directly, the loss
+summed once per epoch) must not move a single bit: these tests compare it with the plain loop
+it replaced, with torch's own AdamW, and with itself rerun or resumed.
 Not timed; see benchmarks/ for speed.
 """
 
@@ -63,6 +64,57 @@ def test_same_seed_same_curve_and_weights(family, small_prepared):
     assert _same_weights(first.model, second.model)
     other = fit(config, small_prepared, epochs=3, seed=12, threads=1)
     assert _curve(other.history) != _curve(first.history)  # the seed does matter
+
+
+def _plain_fit(config: ModelConfig, prepared, *, epochs: int, seed: int) -> list[dict]:
+    """`fit` as first written, the obvious way: torch's AdamW, a slice per batch, the model
+    called as a module, a running loss sum on the device. The fast `fit` must match it."""
+    from poptune.metric import regression_scores
+    from poptune.trainables import TargetScale, predict
+
+    torch.manual_seed(seed)
+    shuffle_rng = torch.Generator().manual_seed(seed)
+    scale = TargetScale.fit(prepared.y_train)
+    x_train = torch.from_numpy(prepared.x_train)
+    y_train = torch.from_numpy((prepared.y_train - scale.mean) / scale.std).unsqueeze(1)
+    model = build_model(config)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    n = len(x_train)
+    n_used = n - 1 if n % config.batch_size == 1 else n
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=shuffle_rng)
+        xs, ys = x_train[order], y_train[order]
+        loss_sum = torch.zeros(())
+        for start in range(0, n_used, config.batch_size):
+            xb, yb = xs[start : start + config.batch_size], ys[start : start + config.batch_size]
+            loss = nn.functional.mse_loss(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(xb)
+        scores = regression_scores(prepared.y_val, predict(model, prepared.x_val, scale))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(loss_sum) / n_used * scale.std**2,
+                "val_mse": scores["mse"],
+                "val_rmse": scores["rmse"],
+                "val_mae": scores["mae"],
+                "diverged": False,
+            }
+        )
+    return history
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_fit_gives_the_plain_loops_curve_bit_for_bit(family, small_prepared):
+    config = _config(family, batch_size=33)  # a short last batch too
+    fast = fit(config, small_prepared, epochs=3, seed=4, threads=1)
+    assert _curve(fast.history) == _plain_fit(config, small_prepared, epochs=3, seed=4)
 
 
 @pytest.mark.parametrize("family", list(CONFIGS))

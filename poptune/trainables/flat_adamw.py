@@ -8,9 +8,11 @@ update once over the whole buffer.
 
 The results are bit for bit those of `torch.optim.AdamW` with its default (per-tensor) CPU
 implementation: the same elementwise operations run in the same order with the same Python
-scalars, and an elementwise IEEE operation does not depend on where its element sits in a
-buffer (tests/test_determinism.py checks every family). `AdamW(fused=True)` would be as fast but
-rounds differently, so a seed would no longer give the curve it gave before.
+scalars, an elementwise IEEE operation does not depend on where its element sits in a buffer,
+and each parameter keeps the memory alignment a tensor of its own has (tests/test_determinism.py
+checks every family against torch's AdamW and against the plain training loop).
+`AdamW(fused=True)` would be as fast but rounds differently, so a seed would no longer give the
+curve it gave before.
 
 `state_dict()` and `load_state_dict()` speak `torch.optim.AdamW`'s format, so checkpoints move
 freely between the two, without building a `torch.optim` optimizer: the first one a process
@@ -25,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+# torch's CPU allocator aligns tensors to 64 bytes, CUDA's caching allocator to 512.
+_ALIGN_BYTES = 512
 # The options torch.optim.AdamW records in every param group, at the values this class implements.
 _TORCH_GROUP_DEFAULTS = {
     "amsgrad": False,
@@ -55,21 +59,37 @@ class FlatAdamW:
     ) -> None:
         self._params = list(params)
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
-        numel = sum(p.numel() for p in self._params)
         like = self._params[0]
-        self._flat = torch.cat([p.detach().reshape(-1) for p in self._params])
-        self._grad = torch.zeros(numel, dtype=like.dtype, device=like.device)
-        self._exp_avg = torch.zeros_like(self._grad)
-        self._exp_avg_sq = torch.zeros_like(self._grad)
+        # Every parameter starts on an aligned address, as a tensor of its own would: matmul
+        # kernels pick their code path by alignment, and an unaligned weight changes the last
+        # bits of a gradient. The padding between parameters stays zero throughout.
+        align = _ALIGN_BYTES // like.element_size()
+        self._offsets, end = [], 0
+        for param in self._params:
+            self._offsets.append(end)
+            end += -(-param.numel() // align) * align
+        self._flat = torch.zeros(end, dtype=like.dtype, device=like.device)
+        self._grad = torch.zeros_like(self._flat)
+        self._exp_avg = torch.zeros_like(self._flat)
+        self._exp_avg_sq = torch.zeros_like(self._flat)
+        # The gradients and these zero gaps, in order: one torch.cat fills `_grad` per step.
+        stops = [*self._offsets[1:], end]
+        self._gaps = [
+            torch.zeros(stop - start - p.numel(), dtype=like.dtype, device=like.device)
+            for p, start, stop in zip(self._params, self._offsets, stops, strict=True)
+        ]
         self._step = 0
         self._released = False
         for param, view in zip(self._params, self._views(self._flat), strict=True):
+            view.copy_(param.detach())
             param.data = view
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """``flat`` cut into tensors shaped like the parameters (views, no copies)."""
-        sizes = [p.numel() for p in self._params]
-        return [v.view_as(p) for v, p in zip(flat.split(sizes), self._params, strict=True)]
+        return [
+            flat[start : start + p.numel()].view_as(p)
+            for p, start in zip(self._params, self._offsets, strict=True)
+        ]
 
     def release(self) -> None:
         """Give every parameter its own storage again, e.g. before a model leaves `fit`.
@@ -91,7 +111,8 @@ class FlatAdamW:
             raise RuntimeError("FlatAdamW.step() after release(): the parameters left the buffer")
         if any(p.grad is None for p in self._params):
             raise RuntimeError("FlatAdamW needs a gradient for every parameter; one has none")
-        torch.cat([p.grad.reshape(-1) for p in self._params], out=self._grad)
+        pieces = zip((p.grad.reshape(-1) for p in self._params), self._gaps, strict=True)
+        torch.cat([t for pair in pieces for t in pair], out=self._grad)
         self._step += 1
         lr, (beta1, beta2), grad = self.lr, self.betas, self._grad
         # Mirrors torch.optim.adam._single_tensor_adam (decoupled_weight_decay=True), operation
@@ -150,6 +171,7 @@ class FlatAdamW:
             if saved["exp_avg"].shape != param.shape:
                 raise ValueError("the saved optimizer state does not fit these parameters' shapes")
         self._step = int(states[0]["step"])
-        like = self._exp_avg
-        torch.cat([s["exp_avg"].reshape(-1).to(like) for s in states], out=self._exp_avg)
-        torch.cat([s["exp_avg_sq"].reshape(-1).to(like) for s in states], out=self._exp_avg_sq)
+        moments = zip(self._views(self._exp_avg), self._views(self._exp_avg_sq), strict=True)
+        for saved, (exp_avg, exp_avg_sq) in zip(states, moments, strict=True):
+            exp_avg.copy_(saved["exp_avg"])
+            exp_avg_sq.copy_(saved["exp_avg_sq"])

@@ -120,6 +120,7 @@ def fit(
             "history": list(history),
         }
 
+    forward = _layer_by_layer(model)
     n = len(x_train)
     # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
     n_used = n - 1 if n % config.batch_size == 1 else n
@@ -135,7 +136,7 @@ def fit(
         )
         losses, sizes = [], []
         for xb, yb in batches:
-            loss = nn.functional.mse_loss(model(xb), yb)
+            loss = nn.functional.mse_loss(forward(xb), yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -173,6 +174,41 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) 
     with torch.inference_mode():
         out = torch.cat([model(x[i : i + _EVAL_BATCH]) for i in range(0, len(x), _EVAL_BATCH)])
     return out.squeeze(1).double().cpu().numpy() * scale.std + scale.mean
+
+
+def _layer_by_layer(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's forward pass, calling each layer's `forward` directly.
+
+    `nn.Module.__call__` checks for hooks and more on every call: ~3 µs a layer, 6% of a batch-64
+    step of the reference model. The models `build_model` makes are plain `nn.Sequential`s and
+    `fit` registers no hooks, so the result is the same; anything else keeps the usual call.
+    """
+    plain = isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward
+    if not plain or _has_hooks(model):
+        return model
+    layers = [layer.forward for layer in model]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    return forward
+
+
+def _has_hooks(model: nn.Module) -> bool:
+    from torch.nn.modules import module as torch_module
+
+    global_hooks = (
+        torch_module._global_forward_hooks,
+        torch_module._global_forward_pre_hooks,
+        torch_module._global_backward_hooks,
+        torch_module._global_backward_pre_hooks,
+    )
+    return any(global_hooks) or any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+        for m in model.modules()
+    )
 
 
 def _epoch_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
