@@ -1,10 +1,18 @@
-"""An idle Ray worker's resident size: a task in a module that imports nothing but the stdlib,
-so the worker that runs it loads no more than Ray itself does."""
+"""Memory of a process, from /proc: importing nothing but the stdlib, so that a Ray task sent
+from here (`memory_kb`) finds an idle Ray worker as it is, without torch or poptune in it."""
+
+FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
 
 
-def rss_kb() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def memory_kb(pid: int | None = None) -> dict[str, int]:
+    """VmRSS, VmHWM (peak RSS), RssAnon, RssFile, RssShmem in kB ({} if the process is gone)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in FIELDS:
+                    out[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return out

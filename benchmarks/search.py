@@ -27,6 +27,7 @@ import optuna
 import ray
 
 from benchmarks._common import FULL_ROWS, SEED, Figure
+from benchmarks._idle import memory_kb
 from poptune.data import DataSource, Prepared, load_source, prepare
 from poptune.search.clock import SearchClock
 from poptune.search.estimate import estimate_search
@@ -40,42 +41,26 @@ MAX_EPOCHS = 4
 GRACE_PERIOD = 1
 
 
-def status_kb(key: str, pid: int | None = None) -> int:
-    """A field of /proc/PID/status in kB (0 when the process is gone or not on this machine)."""
-    try:
-        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _idle_worker_rss_kb() -> int:
-    return status_kb("VmRSS")
-
-
 class MeasuredClock(SearchClock):
-    """SearchClock plus memory: each worker's peak (VmHWM) at every result it reports, and an
-    idle Ray worker's resident size (a CPU-less task sent before any trial starts)."""
+    """SearchClock plus memory: each worker's /proc status at every result it reports, and an
+    idle Ray worker's (a CPU-less task sent before any trial starts)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.peak_rss_kb: dict[int, list[int]] = {}
-        self.idle_rss_kb = 0
+        self.memory: dict[int, list[dict[str, int]]] = {}
+        self.idle: dict[str, int] = {}
         self._idle_probe = None
 
     def setup(self, **info) -> None:
         super().setup(**info)
-        self._idle_probe = ray.remote(num_cpus=0)(_idle_worker_rss_kb).remote()
+        self._idle_probe = ray.remote(num_cpus=0)(memory_kb).remote()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         super().on_trial_result(iteration, trials, trial, result, **info)
         pid = self.epochs[-1].pid
-        self.peak_rss_kb.setdefault(pid, []).append(status_kb("VmHWM", pid))
+        self.memory.setdefault(pid, []).append(memory_kb(pid))
         if self._idle_probe is not None:
-            self.idle_rss_kb = ray.get(self._idle_probe)
+            self.idle = ray.get(self._idle_probe)
             self._idle_probe = None
 
 
@@ -137,6 +122,31 @@ def optuna_wall(run: SearchRun, prepared: Prepared, n_jobs: int, seed: int) -> f
     return time.perf_counter() - started
 
 
+def memory_figure(clock: MeasuredClock, prepared: Prepared) -> Figure:
+    mb = 1 / 1024
+    peaks = {pid: max(m.get("VmHWM", 0) for m in ms) for pid, ms in clock.memory.items()}
+    worst = max(peaks, key=peaks.get)
+    private = max(m.get("RssAnon", 0) + m.get("RssShmem", 0) for m in clock.memory[worst])
+    idle_private = clock.idle.get("RssAnon", 0) + clock.idle.get("RssShmem", 0)
+    growth = "; ".join(
+        f"{ms[0]['VmHWM'] * mb:.0f} → {ms[-1]['VmHWM'] * mb:.0f} MB over {len(ms)} epochs"
+        for ms in clock.memory.values()
+    )
+    data_mb = (prepared.x_train.nbytes + prepared.x_val.nbytes) * mb / 1024
+    return Figure(
+        "memory: trial worker peak RSS above an idle Ray worker",
+        (peaks[worst] - clock.idle.get("VmRSS", 0)) * mb,
+        "<= 400",
+        f"peak RSS (VmHWM) {peaks[worst] * mb:.0f} MB, the worst of {len(peaks)} workers; an "
+        f"idle Ray worker {clock.idle.get('VmRSS', 0) * mb:.0f} MB. Without shared library "
+        f"pages (RssAnon + RssShmem, sampled at each epoch's end): {private * mb:.0f} MB vs "
+        f"{idle_private * mb:.0f} MB, {(private - idle_private) * mb:.0f} MB above. Peak per "
+        f"reused worker, first epoch → last: {growth}. The {data_mb:.0f} MB of training data "
+        "reach the workers once, through the object store (tune.with_parameters)",
+        unit=" MB",
+    )
+
+
 def run() -> list[Figure]:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="poptune-bench-") as tmp:
@@ -176,25 +186,7 @@ def run() -> list[Figure]:
             unit=" s",
         ),
     ]
-    peaks = {pid: max(kb) for pid, kb in clock.peak_rss_kb.items()}
-    worst = max(peaks, key=peaks.get)
-    growth = ", ".join(
-        f"{kb[0] / 1024:.0f} → {kb[-1] / 1024:.0f} MB over {len(kb)} epochs"
-        for kb in clock.peak_rss_kb.values()
-    )
-    figures.append(
-        Figure(
-            "memory: trial worker peak RSS above an idle Ray worker",
-            (peaks[worst] - clock.idle_rss_kb) / 1024,
-            "<= 400",
-            f"peak {peaks[worst] / 1024:.0f} MB (VmHWM of the worst of {k} workers), idle Ray "
-            f"worker {clock.idle_rss_kb / 1024:.0f} MB. Each reused worker's peak, first epoch "
-            f"→ last: {growth} (the data arrive once, via tune.with_parameters and the "
-            f"object store; a per-trial copy would grow this by "
-            f"{(prepared.x_train.nbytes + prepared.x_val.nbytes) / 2**20:.0f} MB a trial)",
-            unit=" MB",
-        )
-    )
+    figures.append(memory_figure(clock, prepared))
     figures.append(
         Figure(
             "estimate: predicted / measured search wall",
