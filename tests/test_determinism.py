@@ -208,3 +208,12 @@ def test_flat_adamw_state_dict_has_torch_adamws_layout():
         for key in theirs:
             assert ours[key].dtype == theirs[key].dtype
             assert torch.equal(ours[key], theirs[key])
+
+
+def test_flat_adamw_refuses_gradients_replaced_behind_its_back():
+    model = build_model(_config("MLP1Layer"))
+    optimizer = FlatAdamW(model.parameters(), lr=1e-3)
+    model.zero_grad()  # set_to_none: the next backward would write outside the buffer
+    nn.functional.mse_loss(model(torch.randn(4, 10)), torch.randn(4, 1)).backward()
+    with pytest.raises(RuntimeError, match="zero_grad"):
+        optimizer.step()

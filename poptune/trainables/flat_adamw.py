@@ -44,8 +44,10 @@ _TORCH_GROUP_DEFAULTS = {
 class FlatAdamW:
     """AdamW (decoupled weight decay, no amsgrad) for parameters that all receive a gradient.
 
-    Construction moves every parameter's data into one flat buffer (the parameters stay the same
-    objects, so the model and its `state_dict` are unchanged).
+    Construction moves every parameter's data and gradient into flat buffers (the parameters
+    stay the same objects, so the model and its `state_dict` are unchanged). Clear gradients
+    with this optimizer's `zero_grad()`: it zeroes them in place, where the model's would
+    replace them.
     """
 
     def __init__(
@@ -72,17 +74,16 @@ class FlatAdamW:
         self._grad = torch.zeros_like(self._flat)
         self._exp_avg = torch.zeros_like(self._flat)
         self._exp_avg_sq = torch.zeros_like(self._flat)
-        # The gradients and these zero gaps, in order: one torch.cat fills `_grad` per step.
-        stops = [*self._offsets[1:], end]
-        self._gaps = [
-            torch.zeros(stop - start - p.numel(), dtype=like.dtype, device=like.device)
-            for p, start, stop in zip(self._params, self._offsets, stops, strict=True)
-        ]
         self._step = 0
         self._released = False
         for param, view in zip(self._params, self._views(self._flat), strict=True):
             view.copy_(param.detach())
             param.data = view
+        # Gradients are views too: backward adds into them in place (0 + g is exact), so a step
+        # needs no gathering of gradients, and zero_grad is one fill.
+        self._grad_views = self._views(self._grad)
+        for param, view in zip(self._params, self._grad_views, strict=True):
+            param.grad = view
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """``flat`` cut into tensors shaped like the parameters (views, no copies)."""
@@ -99,20 +100,21 @@ class FlatAdamW:
         """
         for param in self._params:
             param.data = param.data.clone()
+            param.grad = param.grad.clone() if param.grad is not None else None
         self._released = True
 
     def zero_grad(self) -> None:
-        for param in self._params:
-            param.grad = None
+        self._grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
         if self._released:
             raise RuntimeError("FlatAdamW.step() after release(): the parameters left the buffer")
-        if any(p.grad is None for p in self._params):
-            raise RuntimeError("FlatAdamW needs a gradient for every parameter; one has none")
-        pieces = zip((p.grad.reshape(-1) for p in self._params), self._gaps, strict=True)
-        torch.cat([t for pair in pieces for t in pair], out=self._grad)
+        if any(p.grad is not g for p, g in zip(self._params, self._grad_views, strict=True)):
+            raise RuntimeError(
+                "a parameter's .grad was replaced (model.zero_grad()?); FlatAdamW reads gradients "
+                "from its own buffer: clear them with the optimizer's zero_grad()"
+            )
         self._step += 1
         lr, (beta1, beta2), grad = self.lr, self.betas, self._grad
         # Mirrors torch.optim.adam._single_tensor_adam (decoupled_weight_decay=True), operation
