@@ -16,7 +16,6 @@ class TrialProgress(Callback):
         self._max_epochs = max_epochs
         self._stream = stream
         self._best_of: dict[str, float] = {}
-        self._done = 0
         self._overall: tuple[float, str] | None = None
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -25,7 +24,7 @@ class TrialProgress(Callback):
             self._best_of[trial.trial_id] = min(value, self._best_of.get(trial.trial_id, value))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._done += 1
+        done = _finished_with(trials, trial)
         best = self._best_of.get(trial.trial_id)
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         family = trial.config.get("family", "?")
@@ -35,14 +34,14 @@ class TrialProgress(Callback):
         so_far = f"{self._overall[0]:.3f} ({self._overall[1]})" if self._overall else "-"
         shown = f"{best:.3f}" if best is not None else "n/a"
         self._print(
-            f"[{self._done:>3}/{self._num_samples}] {trial.trial_id} {family:<18} "
+            f"[{done:>3}/{self._num_samples}] {trial.trial_id} {family:<18} "
             f"{epochs:>3} epoch(s){stopped:<16} best {METRIC} {shown:>9}   best so far {so_far}"
         )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._done += 1
+        done = _finished_with(trials, trial)
         self._print(
-            f"[{self._done:>3}/{self._num_samples}] {trial.trial_id} ERRORED "
+            f"[{done:>3}/{self._num_samples}] {trial.trial_id} ERRORED "
             f"(details: {trial.error_file or 'see the trial folder'})"
         )
 
@@ -51,3 +50,9 @@ class TrialProgress(Callback):
 
     def _print(self, line: str) -> None:
         print(line, file=self._stream, flush=True)
+
+
+def _finished_with(trials: list, trial) -> int:
+    """Trials finished so far, this one included: counted from Tune's list rather than kept in
+    a counter, so that a resumed search goes on from where it was, not from 1."""
+    return 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)

@@ -58,10 +58,14 @@ def run_search(
     ``callbacks`` are extra Tune callbacks for a new search (benchmarks use them to time it).
     """
     _quiet_tune()
-    _claim_experiment_dir(settings)
+    exp_dir = _check_experiment_dir(settings)
     previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
     with ray_session(settings.address) as cluster:
         _check_resources(settings, cluster)
+        # Only now, with the cluster joined and able to run trials, is an old experiment
+        # replaced (--force): a failed connection must not cost the user their results.
+        if exp_dir is not None:
+            _replace_experiment_dir(exp_dir, settings)
         warning = local_storage_warning(settings, cluster.address, cluster.hosts)
         if warning:
             print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
@@ -208,21 +212,27 @@ def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | No
         ) from exc
 
 
-def _claim_experiment_dir(settings: SearchSettings) -> None:
+def _check_experiment_dir(settings: SearchSettings) -> Path | None:
+    """Refuse an experiment that would be overwritten or that --resume cannot find; return the
+    local experiment dir (None for remote storage, where Tuner.restore reports a missing one)."""
     if not settings.storage_is_local:
-        return  # remote storage: Tuner.restore reports a missing experiment itself
+        return None
     exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
     exists = exp_dir.exists() and any(exp_dir.iterdir())
     if settings.resume and not exists:
         raise ExperimentError(
             f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
         )
-    if exists and not settings.resume:
-        if not settings.force:
-            raise ExperimentError(
-                f"experiment {exp_dir} already exists; pass --resume to continue it, "
-                "--force to replace it, or choose another --name"
-            )
+    if exists and not settings.resume and not settings.force:
+        raise ExperimentError(
+            f"experiment {exp_dir} already exists; pass --resume to continue it, "
+            "--force to replace it, or choose another --name"
+        )
+    return exp_dir
+
+
+def _replace_experiment_dir(exp_dir: Path, settings: SearchSettings) -> None:
+    if settings.force and exp_dir.exists():
         shutil.rmtree(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
 
