@@ -1,9 +1,10 @@
 """`python -m benchmarks [NAME ...]`: run the benchmarks (all by default) and append the figures
 to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
 
-    train    fit epoch vs. a per-item DataLoader loop; batch 2048 vs. the compute-bound limit
-    search   a 16-trial search: busy share, fixed costs, worker memory, estimate, vs. Optuna
-    growth   epoch time at 10× the rows
+    train     fit epoch vs. a per-item DataLoader loop; batch 2048 vs. the compute-bound limit
+    search    a 16-trial search: busy share, fixed costs, worker memory, vs. plain Optuna
+    estimate  `poptune estimate`'s prediction next to the measured wall of the same search
+    growth    epoch time at 10× the rows
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
 shared, and seconds from different runs do not compare. `make bench` runs them all (about five
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from benchmarks._common import Figure, load_average, machine
 
-BENCHMARKS = ("train", "search", "growth")
+BENCHMARKS = ("train", "search", "estimate", "growth")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -83,13 +83,46 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def interleaved(
-    a: Callable[[], float], b: Callable[[], float], repeats: int
-) -> tuple[float, float]:
-    """Best of ``repeats`` for ``a`` and ``b``, run a, b, a, b, ... so a burst of load from
-    another process hits both alike; the minimum is the run least disturbed by it."""
-    times_a, times_b = [], []
+@dataclass(frozen=True)
+class Timing:
+    """Best wall time and best CPU time (this process's) over some runs. On a shared machine
+    the CPU time is the steadier of the two: a neighbour that takes the core away adds wall
+    time but no CPU time (it still costs caches and memory bandwidth)."""
+
+    wall: float
+    cpu: float
+
+
+def measure(fn: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """``a`` and ``b`` run back to back ``len(a)`` times (a, b, a, b, ...), so that a burst of
+    load from another process hits both alike."""
+
+    a: list[Timing]
+    b: list[Timing]
+
+    @property
+    def ratio(self) -> float:
+        """best a / best b: each at its least disturbed run."""
+        return min(t.wall for t in self.a) / min(t.wall for t in self.b)
+
+    @property
+    def cpu_ratio(self) -> float:
+        return min(t.cpu for t in self.a) / min(t.cpu for t in self.b)
+
+    def pair_ratios(self) -> str:
+        return ", ".join(f"{a.wall / b.wall:.3f}" for a, b in zip(self.a, self.b, strict=True))
+
+
+def paired(a: Callable[[], object], b: Callable[[], object], repeats: int) -> Paired:
+    runs = Paired([], [])
     for _ in range(repeats):
-        times_a.append(a())
-        times_b.append(b())
-    return min(times_a), min(times_b)
+        runs.a.append(measure(a))
+        runs.b.append(measure(b))
+    return runs

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from benchmarks._common import Figure, full_prepared, interleaved, timed
+from benchmarks._common import Figure, full_prepared, measure, paired, timed
 from poptune.data import Prepared
 from poptune.trainables import REFERENCE, ModelConfig, build_model, fit
 
@@ -42,7 +42,7 @@ class TrackDataset(Dataset):
         return self.x[i], self.y[i]
 
 
-def reference_epoch(prepared: Prepared, seed: int = 0) -> float:
+def reference_epoch(prepared: Prepared, seed: int = 0) -> None:
     """The reference notebook's loop: DataLoader(shuffle=True), Adam, loss.item() per step."""
     torch.manual_seed(seed)
 
@@ -72,11 +72,11 @@ def reference_epoch(prepared: Prepared, seed: int = 0) -> float:
             for xb, yb in val:
                 val_sum += criterion(model(xb), yb).item() * len(xb)
 
-    return timed(run)
+    run()
 
 
-def fit_epoch(prepared: Prepared, config: ModelConfig = REFERENCE) -> float:
-    return timed(lambda: fit(config, prepared, epochs=1, seed=0, threads=1))
+def fit_epoch(prepared: Prepared, config: ModelConfig = REFERENCE) -> None:
+    fit(config, prepared, epochs=1, seed=0, threads=1)
 
 
 def matmul_gflops() -> float:
@@ -136,21 +136,23 @@ def run() -> list[Figure]:
     prepared = full_prepared("none")
     rows = len(prepared.x_train)
     fit(REFERENCE, prepared, epochs=1, seed=0, threads=1)  # warm-up: first-call costs aside
-    fit_s, ref_s = interleaved(lambda: fit_epoch(prepared), lambda: reference_epoch(prepared), 2)
+    runs = paired(lambda: fit_epoch(prepared), lambda: reference_epoch(prepared), 3)
+    fit_s, ref_s = min(t.wall for t in runs.a), min(t.wall for t in runs.b)
     steps = -(-rows // REFERENCE.batch_size)
     figures = [
         Figure(
             "train: fit epoch / per-item DataLoader epoch (batch 64)",
-            fit_s / ref_s,
+            runs.ratio,
             "<= 0.5",
             f"fit {fit_s:.2f} s ({fit_s / steps * 1e6:.0f} µs/step) vs reference loop "
             f"{ref_s:.2f} s ({ref_s / steps * 1e6:.0f} µs/step); {rows:,} training rows, "
-            f"{steps:,} steps, validation included, 1 torch thread; best of 2 interleaved",
+            f"{steps:,} steps, validation included, 1 torch thread; best of 3, run in turn "
+            f"(ratio of each pair: {runs.pair_ratios()}; in CPU time {runs.cpu_ratio:.3f})",
         )
     ]
 
     large = dataclasses.replace(REFERENCE, batch_size=LARGE_BATCH)
-    large_s = min(fit_epoch(prepared, large) for _ in range(2))
+    large_s = min(measure(lambda: fit_epoch(prepared, large)).wall for _ in range(3))
     large_steps = -(-rows // LARGE_BATCH)
     flops = step_flops(large, LARGE_BATCH) * large_steps
     peak = matmul_gflops()

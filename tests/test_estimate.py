@@ -11,15 +11,15 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from poptune.search.clock import EpochTiming, SearchClock
-from poptune.search.estimate import (
-    EpochCostModel,
-    Overheads,
+from poptune.search.epoch_cost import EpochCostModel, sample_space, step_features
+from poptune.search.estimate import slots
+from poptune.search.schedule import (
+    SlotCosts,
     asha_milestones,
     expected_trial_epochs,
-    predict_wall,
-    sample_space,
-    step_features,
+    simulate_search,
 )
+from poptune.search.settings import SearchSettings
 from poptune.spaces import BATCH_SIZES, WIDTH_RANGES
 from poptune.trainables import REFERENCE, ModelConfig
 
@@ -75,31 +75,59 @@ def test_expected_epochs_match_rays_asha_in_simulation(num_samples, max_t, grace
     assert predicted == pytest.approx(simulated, rel=0.03)
 
 
-def _overheads(**kw) -> Overheads:
-    base = dict(ray_start=3.0, first_trial=4.0, between_epochs=0.0, between_trials=0.0, speed=1.0)
-    return Overheads(**{**base, **kw})
-
-
-def test_wall_is_work_over_slots_plus_first_start_and_half_a_trial_tail():
-    # 8 trials × 3 epochs × 2 s = 48 slot-s; 2 slots: 24 s; a trial is 6 s, tail ½ × 6 / 2.
-    est = predict_wall(trials=8, trial_epochs=24, epoch_s=2.0, slots=2, overheads=_overheads())
-    assert est.wall_s == pytest.approx(4.0 + 24.0 + 1.5)
-    assert est.busy_share == pytest.approx(48 / (est.wall_s * 2))
-    # One slot: no tail; overheads are slot-seconds too.
-    one = predict_wall(
-        trials=8,
-        trial_epochs=24,
-        epoch_s=2.0,
-        slots=1,
-        overheads=_overheads(between_epochs=0.5, between_trials=1.0, speed=2.0),
+def _fifo(num_samples: int, n_slots: int, epochs: int, costs: SlotCosts):
+    return simulate_search(
+        num_samples,
+        slots=n_slots,
+        max_epochs=epochs,
+        scheduler="fifo",
+        grace_period=1,
+        epoch_pool=[2.0],
+        costs=costs,
+        runs=1,
     )
-    assert one.wall_s == pytest.approx(4.0 + 24 * 4.0 + 24 * 0.5 + 7 * 1.0)
-    assert one.mean_epoch_s == 4.0
 
 
-def test_slots_never_exceed_trials():
-    est = predict_wall(trials=2, trial_epochs=4, epoch_s=1.0, slots=16, overheads=_overheads())
-    assert est.slots == 2
+def test_schedule_adds_up_every_slots_time():
+    # 8 trials × 3 epochs × 2 s on 2 slots: each slot runs 4 trials; 4 s before its first
+    # epoch, 0.5 s between epochs, 1 s between trials, 0.3 s to wind up.
+    costs = SlotCosts(first_trial=4.0, between_epochs=0.5, between_trials=1.0, finish=0.3)
+    sim = _fifo(8, 2, 3, costs)
+    assert sim.trial_epochs == 24
+    assert sim.busy_s == 48
+    assert sim.wall_s == pytest.approx(4.0 + 4 * (3 * 2.0 + 2 * 0.5) + 3 * 1.0 + 0.3)
+
+
+def test_schedule_tail_leaves_slots_idle():
+    """3 equal trials on 2 slots: the third runs alone; a fourth would have been free."""
+    three, four = _fifo(3, 2, 2, SlotCosts()), _fifo(4, 2, 2, SlotCosts())
+    assert three.wall_s == four.wall_s == 8.0
+    assert _fifo(2, 16, 2, SlotCosts()).wall_s == 4.0  # more slots than trials
+
+
+def test_asha_under_concurrency_stops_trials_and_shortens_the_search():
+    common = dict(max_epochs=9, grace_period=1, epoch_pool=[1.0, 2.0, 3.0], seed=3)
+    fifo = simulate_search(24, slots=4, scheduler="fifo", **common)
+    asha = simulate_search(24, slots=4, scheduler="asha", **common)
+    assert fifo.trial_epochs == 24 * 9
+    assert asha.trial_epochs < fifo.trial_epochs / 2
+    assert asha.wall_s < fifo.wall_s
+    assert simulate_search(24, slots=8, scheduler="asha", **common).wall_s < asha.wall_s
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "options", "expected"),
+    [
+        (2, 0, {}, 2),
+        (16, 0, {"cpus_per_trial": 3}, 5),
+        (16, 0, {"max_concurrent": 4}, 4),
+        (64, 2, {"gpus_per_trial": 0.5}, 4),
+        (64, 0, {"num_samples": 3}, 3),
+        (1, 0, {"cpus_per_trial": 2}, 1),
+    ],
+)
+def test_slots_are_what_the_cluster_fits(cpus, gpus, options, expected):
+    assert slots(SearchSettings(**options), cpus, gpus) == expected
 
 
 def test_cost_model_recovers_the_costs_it_was_made_from():
