@@ -3,8 +3,8 @@
 Why: torch's AdamW on CPU updates each parameter tensor in turn, about ten kernel launches per
 tensor. For the small MLPs searched here (a 128-64-32 model has 11,777 weights) that dispatch
 overhead costs more than the arithmetic: a third of a batch-64 training step. Here every
-parameter is a view into one contiguous buffer, and so are both moments, so a step runs the
-update once over the whole buffer.
+parameter is a view into one contiguous buffer, and so are its gradient and both moments, so a
+step runs the update once over the whole buffer.
 
 The results are bit for bit those of `torch.optim.AdamW` with its default (per-tensor) CPU
 implementation: the same elementwise operations run in the same order with the same Python
@@ -16,7 +16,8 @@ curve it gave before.
 
 `state_dict()` and `load_state_dict()` speak `torch.optim.AdamW`'s format, so checkpoints move
 freely between the two, without building a `torch.optim` optimizer: the first one a process
-builds imports torch._dynamo (sympy and 800 more modules), a second and 70 MB per trial worker.
+builds imports torch._dynamo (sympy and 800 more modules): about a second and 70 MB per trial
+worker.
 """
 
 from __future__ import annotations
