@@ -74,7 +74,7 @@ def _append(header: str, sections: list, total: float) -> None:
             lines.append(f"| {f.name} | {f.value:.3g}{f.unit} | {f.target} | {met} | {detail} |")
     lines.append("")
     for name, _, before, after, seconds in sections:
-        lines.append(f"- {name}: {seconds:.0f} s; machine {before} before, {after} after")
+        lines.append(f"- {name}: {seconds:.0f} s; {before} before it, {after} after")
     with RESULTS.open("a", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
 

@@ -136,7 +136,7 @@ def run() -> list[Figure]:
     prepared = full_prepared("none")
     rows = len(prepared.x_train)
     fit(REFERENCE, prepared, epochs=1, seed=0, threads=1)  # warm-up: first-call costs aside
-    runs = paired(lambda: fit_epoch(prepared), lambda: reference_epoch(prepared), 3)
+    runs = paired(lambda: fit_epoch(prepared), lambda: reference_epoch(prepared), 5)
     fit_s, ref_s = min(t.wall for t in runs.a), min(t.wall for t in runs.b)
     steps = -(-rows // REFERENCE.batch_size)
     figures = [
@@ -146,7 +146,7 @@ def run() -> list[Figure]:
             "<= 0.5",
             f"fit {fit_s:.2f} s ({fit_s / steps * 1e6:.0f} µs/step) vs reference loop "
             f"{ref_s:.2f} s ({ref_s / steps * 1e6:.0f} µs/step); {rows:,} training rows, "
-            f"{steps:,} steps, validation included, 1 torch thread; best of 3, run in turn "
+            f"{steps:,} steps, validation included, 1 torch thread; best of 5, run in turn "
             f"(ratio of each pair: {runs.pair_ratios()}; in CPU time {runs.cpu_ratio:.3f})",
         )
     ]
