@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict the wall time of the search these options describe",
         description="Predict how long `poptune search` with the same options will take: time a "
         "few configs in this process, run a short calibration search on the cluster (a few "
-        "trials of 2 epochs on a slice of the rows, in a temporary folder), then count epochs "
+        "trials of 3 epochs on a slice of the rows, in a temporary folder), then count epochs "
         "(ASHA's included) over the slots. Takes about half a minute; writes nothing.",
         argument_default=argparse.SUPPRESS,
     )

@@ -5,7 +5,7 @@ Three measurements and a simulation:
 1. what an epoch costs, per config (`epoch_cost`): a per-step cost model timed in this process,
    priced over configs drawn from the search space;
 2. how fast the cluster runs it, and Tune's own costs: one short calibration search on the
-   cluster, through `run_search` itself (a few trials of 2 epochs on a slice of the rows),
+   cluster, through `run_search` itself (a few trials of 3 epochs on a slice of the rows),
    timed by `poptune.search.clock`: the first trial's start, the gaps between epochs and
    between trials, and the cluster's epoch time against the cost model's;
 3. the slots: the cluster's CPUs (and GPUs) over a trial's, capped by --max-concurrent;
@@ -34,7 +34,7 @@ from poptune.search.settings import SearchSettings
 from poptune.trainables.config import REFERENCE, ModelConfig
 
 SPACE_SAMPLES = 4000
-CALIBRATION_EPOCHS = 2
+CALIBRATION_EPOCHS = 3
 CALIBRATION_ROWS = 40_960  # training rows a calibration trial sees: short epochs, real steps
 MAX_CALIBRATION_SLOTS = 4
 
