@@ -87,7 +87,11 @@ def run_search(
                     name=settings.name,
                     storage_path=settings.storage_uri,
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    # Keep every checkpoint while the search runs: with num_to_keep, Tune
+                    # deletes the checkpoint its last saved state points to before it saves
+                    # the next state, so a driver killed in between could not resume that
+                    # trial. Old checkpoints are pruned once the search has finished.
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                     callbacks=[
                         TrialProgress(settings.num_samples, settings.max_epochs),
                         TrialTensorBoard(settings.max_epochs),
@@ -106,6 +110,8 @@ def run_search(
     # Counted from the saved state: after an interrupt the returned grid calls stopped trials
     # TERMINATED, and trials never started are in neither.
     saved = saved_trial_counts(settings.experiment_uri)
+    if exp_dir is not None and saved.trials and saved.terminated + saved.errored == saved.trials:
+        prune_checkpoints(exp_dir)
     return SearchOutcome(
         experiment=settings.experiment_uri,
         trials=max(settings.num_samples, saved.trials),
@@ -235,6 +241,18 @@ def _replace_experiment_dir(exp_dir: Path, settings: SearchSettings) -> None:
     if settings.force and exp_dir.exists():
         shutil.rmtree(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
+
+
+def prune_checkpoints(exp_dir: Path) -> int:
+    """Keep only the newest checkpoint of each trial of a finished search; return how many
+    were removed. Only called when no trial is left to resume."""
+    removed = 0
+    for trial_dir in (p for p in exp_dir.iterdir() if p.is_dir()):
+        checkpoints = sorted(trial_dir.glob("checkpoint_*"))
+        for old in checkpoints[:-1]:
+            shutil.rmtree(old)
+            removed += 1
+    return removed
 
 
 def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
