@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.flaky(reruns=1)]
 
 # A killed driver's local Ray: gcs_server, raylet and workers go at once; Ray's two agents
 # first report the raylet's death to the (dead) GCS with a fixed 60 s timeout, then exit.
-RAY_CORE_GONE_WITHIN_S = 15
+# Bounds on "gone", not speed targets: on a loaded 2-core machine a worker or the log monitor
+# can take tens of seconds to notice its GCS is gone (seen in the full suite at 15 s).
+RAY_CORE_GONE_WITHIN_S = 60
 RAY_AGENTS_GONE_WITHIN_S = 90
 AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
 LOCAL = {"RAY_ADDRESS": ""}
