@@ -26,7 +26,6 @@ _SEARCH_KEYS = (
     "gpus_per_trial", "address", "storage", "name", "seed", "dedupe", "max_failures",
     "study_storage", "resume", "retry_errored", "force",
 )  # fmt: skip
-_DATA_KEYS = ("data", "synthetic_rows")
 _ANALYZE_KEYS = ("seeds", "ensemble", "out")
 
 
