@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from poptune.trainables.config import DROPOUT_FAMILIES, FAMILIES, FAMILY_WIDTHS
+from poptune.trainables.config import (
+    DROPOUT_FAMILIES,
+    FAMILIES,
+    FAMILY_WIDTHS,
+    FEATURE_MAPS,
+    SCHEDULES,
+)
 
 # Inclusive bounds, sampled on a log scale except dropout. They bracket the reference model
 # (128-64-32, dropout 0.2, lr 1e-3, batch 64) with room on both sides.
@@ -42,3 +48,6 @@ def define_space(trial: SuggestTrial) -> None:
     trial.suggest_float("lr", *LR_RANGE, log=True)
     trial.suggest_categorical("batch_size", BATCH_SIZES)
     trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True)
+    # The training recipe is searched too: each choice helped some models and not others.
+    trial.suggest_categorical("features", FEATURE_MAPS)
+    trial.suggest_categorical("schedule", SCHEDULES)

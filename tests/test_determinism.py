@@ -31,9 +31,17 @@ CONFIGS = {
 }
 
 
-def _config(family: str, *, batch_size: int = 50, weight_decay: float = 1e-3) -> ModelConfig:
+def _config(
+    family: str, *, batch_size: int = 50, weight_decay: float = 1e-3, **recipe: str
+) -> ModelConfig:
     return ModelConfig.from_dict(
-        {**CONFIGS[family], "lr": 3e-3, "batch_size": batch_size, "weight_decay": weight_decay}
+        {
+            **CONFIGS[family],
+            "lr": 3e-3,
+            "batch_size": batch_size,
+            "weight_decay": weight_decay,
+            **recipe,
+        }
     )
 
 
@@ -117,9 +125,12 @@ def test_fit_gives_the_plain_loops_curve_bit_for_bit(family, small_prepared):
     assert _curve(fast.history) == _plain_fit(config, small_prepared, epochs=3, seed=4)
 
 
+@pytest.mark.parametrize("recipe", [{}, {"features": "quantile", "schedule": "cosine"}])
 @pytest.mark.parametrize("family", list(CONFIGS))
-def test_resuming_mid_training_gives_the_uninterrupted_curve(family, small_prepared):
-    config = _config(family)
+def test_resuming_mid_training_gives_the_uninterrupted_curve(family, recipe, small_prepared):
+    """A cosine schedule is a function of the optimizer's step count and the quantile map's
+    knots travel in the model's state: a resumed run continues on the very same curve."""
+    config = _config(family, **recipe)
     saved: dict[int, dict] = {}
 
     def keep_state(stats, state) -> None:

@@ -90,7 +90,8 @@ def test_config_round_trips_through_dict_and_json(family):
 
 def test_to_dict_holds_only_the_keys_this_family_has(family):
     keys = set(config_for(family).to_dict())
-    expected = {"family", "lr", "batch_size", "weight_decay", *FAMILY_WIDTHS[family]}
+    expected = {"family", "lr", "batch_size", "weight_decay", "features", "schedule"}
+    expected |= set(FAMILY_WIDTHS[family])
     if family in DROPOUT_FAMILIES:
         expected.add("dropout")
     assert keys == expected

@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from poptune.spaces import define_space
 from poptune.trainables import FAMILIES, ModelConfig, build_model
 
-# The documented ranges (issue 2, DESIGN.md §2), written out rather than imported.
+# The ranges docs/design.md documents, written out rather than imported.
 EXPECTED = {
     "width_1": IntDistribution(16, 512, log=True),
     "width_2": IntDistribution(8, 256, log=True),
@@ -22,6 +22,8 @@ EXPECTED = {
     "family": CategoricalDistribution(
         ("MLP1Layer", "MLP2Layer", "MLP3LayerDropout", "MLP2LayerBatchNorm")
     ),
+    "features": CategoricalDistribution(("robust", "quantile")),
+    "schedule": CategoricalDistribution(("constant", "cosine")),
 }
 KEYS = {
     "MLP1Layer": {"width_1"},
@@ -29,7 +31,7 @@ KEYS = {
     "MLP3LayerDropout": {"width_1", "width_2", "width_3", "dropout"},
     "MLP2LayerBatchNorm": {"width_1", "width_2"},
 }
-COMMON = {"family", "lr", "batch_size", "weight_decay"}
+COMMON = {"family", "lr", "batch_size", "weight_decay", "features", "schedule"}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,8 @@ def test_every_sample_is_a_valid_config_and_model(sampled):
 def test_the_reference_config_is_inside_the_space():
     """The search evaluates the reference first, so it must be a point the space can hold."""
     reference = {"family": "MLP3LayerDropout", "width_1": 128, "width_2": 64, "width_3": 32,
-                 "dropout": 0.2, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-8}  # fmt: skip
+                 "dropout": 0.2, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-8,
+                 "features": "robust", "schedule": "constant"}  # fmt: skip
     for key, value in reference.items():
         dist = EXPECTED[key]
         if isinstance(dist, CategoricalDistribution):

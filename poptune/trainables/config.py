@@ -17,6 +17,14 @@ FAMILY_WIDTHS: dict[str, tuple[str, ...]] = {
 }
 DROPOUT_FAMILIES = frozenset({"MLP3LayerDropout"})
 FAMILIES: tuple[str, ...] = tuple(FAMILY_WIDTHS)
+# How the inputs reach the first layer: as `prepare` scaled them (RobustScaler), or then mapped
+# through their training quantiles onto a normal (poptune.trainables.features).
+FEATURE_MAPS: tuple[str, ...] = ("robust", "quantile")
+# The learning rate over a run: constant (the reference's), or a short warm-up then a cosine
+# decay to zero over the run's epochs (poptune.trainables.schedule).
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+# Keys every family has, whatever its widths and dropout.
+COMMON_KEYS = ("family", "lr", "batch_size", "weight_decay", "features", "schedule")
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class ModelConfig:
     width_2: int | None = None
     width_3: int | None = None
     dropout: float | None = None
+    features: str = "robust"
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.family not in FAMILY_WIDTHS:
@@ -51,16 +61,22 @@ class ModelConfig:
             raise UsageError(f"batch_size must be an integer >= 2, but got {self.batch_size!r}")
         if not self.weight_decay >= 0:
             raise UsageError(f"weight_decay must be >= 0, but got {self.weight_decay!r}")
+        if self.features not in FEATURE_MAPS:
+            raise UsageError(
+                f"features must be one of {', '.join(FEATURE_MAPS)}, but got {self.features!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise UsageError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, but got {self.schedule!r}"
+            )
 
     @property
     def widths(self) -> tuple[int, ...]:
         return tuple(getattr(self, key) for key in FAMILY_WIDTHS[self.family])
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat dict of the keys this family uses (DESIGN.md §2, "Config keys")."""
-        used = {"family", "lr", "batch_size", "weight_decay", *FAMILY_WIDTHS[self.family]}
-        if self.family in DROPOUT_FAMILIES:
-            used.add("dropout")
+        """The flat dict of the keys this family uses (docs/design.md, "Config keys")."""
+        used = _used_keys(self.family)
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in used}
 
     @classmethod
@@ -75,9 +91,7 @@ class ModelConfig:
         family = config.get("family")
         if family not in FAMILY_WIDTHS:
             raise UsageError(f"family must be one of {', '.join(FAMILIES)}, but got {family!r}")
-        used = {"family", "lr", "batch_size", "weight_decay", *FAMILY_WIDTHS[family]}
-        if family in DROPOUT_FAMILIES:
-            used.add("dropout")
+        used = _used_keys(family)
         # A width the family does not have is not part of its config (a flat table of trials
         # carries every key for every row).
         values = {k: v for k, v in config.items() if k in used}
@@ -89,6 +103,13 @@ class ModelConfig:
             if values.get(key) is not None:
                 values[key] = float(values[key])
         return cls(**values)
+
+
+def _used_keys(family: str) -> set[str]:
+    used = {*COMMON_KEYS, *FAMILY_WIDTHS[family]}
+    if family in DROPOUT_FAMILIES:
+        used.add("dropout")
+    return used
 
 
 # The reference study's best model, trained 10 epochs: the `seed_mlp` baseline, and the first

@@ -104,6 +104,11 @@ class FlatAdamW:
             param.grad = param.grad.clone() if param.grad is not None else None
         self._released = True
 
+    @property
+    def steps(self) -> int:
+        """Steps taken so far (restored by `load_state_dict`): what a schedule is a function of."""
+        return self._step
+
     def zero_grad(self) -> None:
         self._grad.zero_()
 

@@ -6,14 +6,17 @@ from torch import nn
 
 from poptune.data import FEATURES
 from poptune.trainables.config import FAMILY_WIDTHS, ModelConfig
+from poptune.trainables.features import QuantileInput
 
 N_FEATURES = len(FEATURES)
 
 
 def _relu_stack(
-    widths: tuple[int, ...], *, dropout: float = 0.0, batch_norm: bool = False
+    config: ModelConfig, *, dropout: float = 0.0, batch_norm: bool = False
 ) -> list[nn.Module]:
-    layers: list[nn.Module] = []
+    # The input map is a fixed first layer (no parameters); the family's own layers follow it.
+    layers: list[nn.Module] = [QuantileInput(N_FEATURES)] if config.features == "quantile" else []
+    widths = config.widths
     fan_in = N_FEATURES
     for i, width in enumerate(widths):
         layers.append(nn.Linear(fan_in, width))
@@ -32,28 +35,28 @@ class MLP1Layer(nn.Sequential):
     """10 → width_1 → 1, ReLU."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(*_relu_stack(config.widths))
+        super().__init__(*_relu_stack(config))
 
 
 class MLP2Layer(nn.Sequential):
     """10 → width_1 → width_2 → 1, ReLU."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(*_relu_stack(config.widths))
+        super().__init__(*_relu_stack(config))
 
 
 class MLP3LayerDropout(nn.Sequential):
     """10 → width_1 → width_2 → width_3 → 1, ReLU, dropout between hidden layers."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(*_relu_stack(config.widths, dropout=config.dropout or 0.0))
+        super().__init__(*_relu_stack(config, dropout=config.dropout or 0.0))
 
 
 class MLP2LayerBatchNorm(nn.Sequential):
     """10 → width_1 → width_2 → 1, BatchNorm1d before each hidden ReLU."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(*_relu_stack(config.widths, batch_norm=True))
+        super().__init__(*_relu_stack(config, batch_norm=True))
 
 
 MODELS: dict[str, type[nn.Module]] = {

@@ -1,0 +1,60 @@
+"""`features="quantile"`: a fixed input layer that maps each feature to a normal by its ranks.
+
+Several audio features are heavily skewed (instrumentalness is zero for half the tracks and spread
+over six decades for the rest; speechiness and liveness have long tails; duration has outliers
+of an hour and more). The RobustScaler of `prepare` centres and scales them but keeps their shape,
+so an MLP spends its first layer straightening them out. Mapping every feature through its
+training-split quantiles onto a standard normal hands the network evenly spread inputs instead.
+
+The map lives in the model as its first layer (knots as buffers, no parameters), so a trained
+model, its checkpoint and the model bundle carry it and `predict` needs nothing else; `fit` fits
+the knots on the training rows only (never validation or test) and transforms the training
+split once rather than per batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KNOTS = 512
+# Ranks map into [ε, 1-ε] before the normal quantile function: a value past the training range
+# lands at ±3.1σ, not at infinity.
+_EPS = 1e-3
+
+
+class QuantileInput(nn.Module):
+    """Per feature, a piecewise-linear map from the value to its training rank, then to N(0, 1).
+
+    Ties (instrumentalness = 0 for half the rows) map to the middle of their rank range, as
+    scikit-learn's QuantileTransformer does, not to its lowest end.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        # Knots are rows of sorted training values, one row per feature: (features, KNOTS).
+        self.register_buffer("knots", torch.zeros(n_features, KNOTS))
+
+    @torch.no_grad()
+    def fit(self, x_train: torch.Tensor) -> QuantileInput:
+        probs = torch.linspace(0, 1, KNOTS, dtype=torch.float64, device=x_train.device)
+        knots = torch.quantile(x_train.double(), probs, dim=0).T.contiguous()
+        self.knots.copy_(knots.to(self.knots.dtype))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        knots = self.knots
+        values = x.T.contiguous().to(knots.dtype)  # (features, rows), as searchsorted wants
+        left = torch.searchsorted(knots, values, side="left")
+        right = torch.searchsorted(knots, values, side="right")
+        # Between two knots: the fractional position along the segment.
+        upper = left.clamp(1, KNOTS - 1)
+        lo_knot, hi_knot = knots.gather(1, upper - 1), knots.gather(1, upper)
+        span = hi_knot - lo_knot
+        frac = torch.where(span > 0, (values - lo_knot) / span.clamp_min(1e-30), 0.5)
+        between = (upper - 1) + frac.clamp(0, 1)
+        # On one or more knots (a tie): the middle of the knots it equals.
+        on_knots = (left + right - 1).to(values.dtype) / 2
+        position = torch.where(right > left, on_knots, between)
+        rank = (position / (KNOTS - 1)).clamp(_EPS, 1 - _EPS)
+        return torch.special.ndtri(rank).T.to(x.dtype)
