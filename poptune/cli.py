@@ -24,9 +24,9 @@ EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
 _SEARCH_KEYS = (
     "num_samples", "max_epochs", "scheduler", "grace_period", "max_concurrent", "cpus_per_trial",
     "gpus_per_trial", "address", "storage", "name", "seed", "dedupe", "max_failures",
-    "study_storage", "resume", "retry_errored", "force",
+    "study_storage", "resume", "retry_errored", "force", "time_budget",
 )  # fmt: skip
-_ANALYZE_KEYS = ("seeds", "ensemble", "out")
+_ANALYZE_KEYS = ("seeds", "finalists", "ensemble", "out")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write the built-in synthetic dataset as a CSV")
     synth.add_argument("--rows", type=_int, default=None, help="rows (default: the built-in size)")
     synth.add_argument("--seed", type=_int, default=0, help="generator seed (default: 0)")
+    synth.add_argument(
+        "--difficulty",
+        default="easy",
+        metavar="easy|real",
+        help="easy (default) or real: as noisy as the Kaggle file",
+    )
     synth.add_argument("--out", metavar="CSV", required=True, help="output CSV path")
     return parser
 
@@ -125,7 +131,23 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="rows of the built-in dataset when --data is not given (default: 30000)",
     )
-    g.add_argument("--num-samples", type=_int, metavar="N", help="trials to run (default: 24)")
+    g.add_argument(
+        "--synthetic-difficulty",
+        metavar="easy|real",
+        help="noise of the built-in dataset: easy (default) or real (as noisy as the Kaggle file)",
+    )
+    g.add_argument(
+        "--num-samples",
+        type=_int,
+        metavar="N",
+        help="trials to run (default: 24; with --time-budget, as many as the budget allows)",
+    )
+    g.add_argument(
+        "--time-budget",
+        type=_duration,
+        metavar="SECONDS|10m|2h",
+        help="stop starting trials once this much time is spent; running trials finish",
+    )
     g.add_argument(
         "--max-epochs",
         type=_int,
@@ -197,7 +219,16 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
 
 def _add_analyze_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis options")
-    g.add_argument("--seeds", type=_int, metavar="K", help="retrain the winner K times (default 3)")
+    g.add_argument(
+        "--seeds", type=_int, metavar="K", help="retrain each finalist K times (default 3)"
+    )
+    g.add_argument(
+        "--finalists",
+        type=_int,
+        metavar="K",
+        help="re-evaluate the top K configs (and each family's best) and choose the winner by "
+        "mean validation error (default 3)",
+    )
     g.add_argument(
         "--ensemble",
         type=_int,
@@ -212,6 +243,15 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
+
+
+def _duration(text: str) -> float:
+    from poptune.search.settings import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _float(text: str) -> float:
@@ -284,16 +324,20 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 def search_settings(values: dict[str, Any]):
     from poptune.data import DataSource
     from poptune.search import SearchSettings
+    from poptune.search.settings import BUDGET_SAMPLE_CAP
 
     kwargs = {k: values[k] for k in _SEARCH_KEYS if k in values}
     kwargs.setdefault("name", time.strftime("poptune-%Y%m%d-%H%M%S"))
+    if values.get("time_budget") is not None:
+        kwargs.setdefault("num_samples", BUDGET_SAMPLE_CAP)
     if values.get("data"):
         source = DataSource(path=values["data"])
     else:
         # The built-in dataset stays the same whatever --seed is, so that runs with different
         # seeds differ only in split, sampler and initialisation, and compare with each other.
-        rows = values.get("synthetic_rows")
-        source = DataSource(**({"synthetic_rows": rows} if rows else {}))
+        synthetic = {"synthetic_rows": values.get("synthetic_rows"),
+                     "synthetic_difficulty": values.get("synthetic_difficulty")}  # fmt: skip
+        source = DataSource(**{k: v for k, v in synthetic.items() if v})
     return SearchSettings(data=source, **kwargs)
 
 
@@ -475,13 +519,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from poptune.data import DEFAULT_ROWS, synthetic_tracks
+    from poptune.data import DEFAULT_ROWS, DIFFICULTIES, synthetic_tracks
     from poptune.files import write_text_atomic
 
     rows = args.rows if args.rows is not None else DEFAULT_ROWS
     if rows < 1:
         raise UsageError(f"--rows must be a positive integer, but got {rows}")
-    frame = synthetic_tracks(rows, args.seed)
+    if args.difficulty not in DIFFICULTIES:
+        raise UsageError(
+            f"--difficulty must be one of {', '.join(DIFFICULTIES)}, but got {args.difficulty!r}"
+        )
+    frame = synthetic_tracks(rows, args.seed, difficulty=args.difficulty)
     write_text_atomic(args.out, frame.to_csv(index=False))
     print(f"poptune: wrote {len(frame):,} synthetic rows to {args.out}")
     return 0

@@ -22,14 +22,29 @@ from poptune.data import FEATURES, ID, TARGET
 from poptune.errors import UsageError
 from poptune.metric import clip_popularity
 from poptune.trainables import ModelConfig, fit, predict
+from poptune.trainables.ensemble import SeedEnsemble
 
 BATCHNORM = ModelConfig(
     family="MLP2LayerBatchNorm", width_1=16, width_2=8, lr=3e-3, batch_size=64, weight_decay=1e-4
 )
 DROPOUT = ModelConfig(
     family="MLP3LayerDropout", width_1=16, width_2=8, width_3=4, dropout=0.3, lr=3e-3,
-    batch_size=64,
+    batch_size=64, features="quantile", schedule="cosine",
 )  # fmt: skip
+
+
+class Trained:
+    """A two-seed ensemble, as `poptune analyze` bundles the winner."""
+
+    def __init__(self, config: ModelConfig, prepared, epochs: int) -> None:
+        self.fits = [fit(config, prepared, epochs=epochs, seed=s) for s in (0, 1)]
+        self.model = SeedEnsemble([f.model for f in self.fits])
+        self.target_scale = self.fits[0].target_scale
+
+
+def _write(out, trained: Trained, config: ModelConfig, prepared, scores=None):
+    return write_bundle(out, trained.model, trained.target_scale, config, prepared,
+                        training={"epochs": 2, "seeds": [0, 1]}, scores=scores or {})  # fmt: skip
 
 
 def _test_rows(frame: pd.DataFrame, prepared) -> pd.DataFrame:
@@ -40,19 +55,18 @@ def _test_rows(frame: pd.DataFrame, prepared) -> pd.DataFrame:
 
 @pytest.fixture(scope="module", params=[BATCHNORM, DROPOUT], ids=lambda c: c.family)
 def trained(request, small_prepared, tmp_path_factory):
-    result = fit(request.param, small_prepared, epochs=2, seed=0)
+    result = Trained(request.param, small_prepared, epochs=2)
     out = tmp_path_factory.mktemp("bundle") / "model"
-    write_bundle(out, result, request.param, small_prepared, epochs=2, seed=0,
-                 scores={"val_mse": result.history[-1]["val_mse"]})  # fmt: skip
+    _write(out, result, request.param, small_prepared, scores={"val_mse": 1.0})
     return request.param, result, out
 
 
 @pytest.fixture(scope="module")
 def one_bundle(small_prepared, tmp_path_factory):
     """One bundle for the CLI tests: each `poptune` subprocess costs seconds of imports."""
-    result = fit(BATCHNORM, small_prepared, epochs=2, seed=0)
+    result = Trained(BATCHNORM, small_prepared, epochs=2)
     out = tmp_path_factory.mktemp("cli_bundle") / "model"
-    write_bundle(out, result, BATCHNORM, small_prepared, epochs=2, seed=0, scores={})
+    _write(out, result, BATCHNORM, small_prepared)
     return BATCHNORM, result, out
 
 
@@ -65,6 +79,29 @@ def test_bundle_predictions_equal_the_in_memory_model(trained, small_frame, smal
     np.testing.assert_array_equal(bundle.scale_features(rows), small_prepared.x_test)
     np.testing.assert_array_equal(bundle.predict(rows), expected)
     assert bundle.config == config
+    # The ensemble's prediction is the mean of its members' predictions.
+    members = [predict(f.model, small_prepared.x_test, f.target_scale) for f in result.fits]
+    np.testing.assert_allclose(expected, clip_popularity(np.mean(members, axis=0)), atol=1e-4)
+    assert not np.allclose(members[0], members[1])  # two different seeds, really
+
+
+def test_a_format_1_bundle_of_one_model_still_loads(one_bundle, small_prepared, tmp_path):
+    from safetensors.torch import save as save_safetensors
+
+    _, result, out = one_bundle
+    single = result.fits[0]
+    doc = json.loads((out / BUNDLE_FILE).read_text())
+    doc.pop("members")
+    doc["format_version"] = 1
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / BUNDLE_FILE).write_text(json.dumps(doc))
+    (old / WEIGHTS_FILE).write_bytes(save_safetensors(single.model.state_dict()))
+    bundle = load_bundle(old)
+    expected = predict(single.model, small_prepared.x_test, single.target_scale)
+    np.testing.assert_array_equal(
+        predict(bundle.model, small_prepared.x_test, bundle.target_scale), expected
+    )
 
 
 def test_bundle_files_are_plain_data(trained, small_prepared):
@@ -73,6 +110,7 @@ def test_bundle_files_are_plain_data(trained, small_prepared):
     doc = json.loads((out / BUNDLE_FILE).read_text())
     assert doc["features"] == list(FEATURES)
     assert doc["config"] == config.to_dict()
+    assert doc["members"] == 2 and doc["format_version"] == 2
     assert doc["scaler"]["center_"] == small_prepared.scaler.center_.tolist()
     assert doc["scaler"]["scale_"] == small_prepared.scaler.scale_.tolist()
     assert doc["target_scale"] == {"mean": result.target_scale.mean, "std": result.target_scale.std}
@@ -105,10 +143,11 @@ def test_predict_cli_writes_ids_and_clipped_predictions(
 
 
 def test_predictions_are_clipped_to_the_popularity_scale(small_prepared, small_frame, tmp_path):
-    result = fit(BATCHNORM, small_prepared, epochs=1, seed=0)
+    result = Trained(BATCHNORM, small_prepared, epochs=1)
     with torch.no_grad():
-        result.model[-1].bias += 1e4  # every output far above 100
-    write_bundle(tmp_path / "m", result, BATCHNORM, small_prepared, epochs=1, seed=0, scores={})
+        for f in result.fits:
+            f.model[-1].bias += 1e4  # every output far above 100
+    _write(tmp_path / "m", result, BATCHNORM, small_prepared)
     preds = predictions_frame(load_bundle(tmp_path / "m"), small_frame.head(50))
     assert (preds["popularity_pred"] == 100.0).all()
 
@@ -117,7 +156,7 @@ def test_rewriting_a_bundle_replaces_it_whole(one_bundle, small_prepared, tmp_pa
     config, result, _ = one_bundle
     target = tmp_path / "model"
     for _ in range(2):
-        write_bundle(target, result, config, small_prepared, epochs=2, seed=0, scores={})
+        _write(target, result, config, small_prepared)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging dirs left
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from poptune.analysis.baselines import baseline_scores
 from poptune.analysis.export import write_best_config
+from poptune.analysis.finalists import Finalist, finalists
 from poptune.analysis.html import markdown_to_html
 from poptune.analysis.insight import build_insight
-from poptune.analysis.report import markdown_report, terminal_table
+from poptune.analysis.pool import RetrainPool
+from poptune.analysis.report import finalists_table, markdown_report, terminal_table
 from poptune.analysis.results import SearchResults, read_results
-from poptune.analysis.retrain import Retrained, retrain
 from poptune.data import DataSource, Prepared, load_source, prepare
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json, write_json_atomic, write_text_atomic
@@ -30,6 +31,7 @@ from poptune.layout import (
 @dataclass(frozen=True)
 class AnalyzeSettings:
     seeds: int = 3
+    finalists: int = 3  # top configs re-evaluated with `seeds` seeds (plus each family's best)
     ensemble: int = 0
     data: str | None = None  # override the searched data path (the file moved)
     out: str | None = None  # default: <experiment>/analysis
@@ -37,6 +39,8 @@ class AnalyzeSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise UsageError(f"--seeds must be a positive integer, but got {self.seeds!r}")
+        if not isinstance(self.finalists, int) or self.finalists < 1:
+            raise UsageError(f"--finalists must be a positive integer, but got {self.finalists!r}")
         if not isinstance(self.ensemble, int) or self.ensemble < 0:
             raise UsageError(f"--ensemble must be >= 0, but got {self.ensemble!r}")
 
@@ -70,28 +74,30 @@ def analyze(
     meta = load_search_meta(exp_dir)
     out = Path(settings.out) if settings.out else exp_dir / ANALYSIS_DIR
     results = read_results(exp_dir)
-    best = results.best()
-    write_best_config(exp_dir, best, meta)
+    results.best()  # refuses a search without a single finite result, before any work
     if results.unfinished or results.errored:
         log(
             f"note: reporting on {results.terminated} finished trial(s); {results.errored} errored "
             f"and {results.unfinished} did not finish (`poptune search --resume` continues them)"
         )
     prepared = prepared_for(meta, settings.data)
-    seed = meta["settings"]["seed"]
+    seed, horizon = meta["settings"]["seed"], meta["settings"]["max_epochs"]
+    pool = RetrainPool(prepared, epochs=horizon, seeds=settings.seeds, base_seed=seed, log=log)
     log(
-        f"retraining the winner ({best.config.family}, val_mse {best.best_val_mse:.3f}) "
-        f"for {best.best_epoch} epoch(s) with {settings.seeds} seed(s)…"
+        f"re-evaluating the finalists (the top {settings.finalists} configs and each family's "
+        f"best) with {settings.seeds} seed(s) each; the winner is the best mean validation MSE…"
     )
-    winner = retrain(
-        best.config, prepared, epochs=best.best_epoch, seeds=settings.seeds, base_seed=seed
-    )
+    rows = finalists(results, settings.finalists, pool)
+    chosen = rows[0]
+    write_best_config(exp_dir, chosen.trial, meta, retrained=chosen.retrained)
+    log(finalists_table([f.to_dict() for f in rows]))
     log("training and scoring the baselines (mean, linear, hgb, seed_mlp)…")
     baselines = baseline_scores(prepared, seed=seed)
-    metrics = build_metrics(winner, baselines, prepared, results, best.best_val_mse, meta)
+    metrics = build_metrics(chosen, rows, baselines, prepared, results, meta)
     insight = build_insight(
-        exp_dir, out, results, prepared, winner, meta, ensemble_k=settings.ensemble, log=log
-    )
+        exp_dir, out, results, prepared, chosen.retrained, meta, pool=pool,
+        ensemble_k=settings.ensemble, log=log,
+    )  # fmt: skip
     metrics = {**metrics, **insight.metrics}  # new keys only: the contract keys stay as they are
     write_json_atomic(out / METRICS_FILE, metrics)
     report = markdown_report(metrics) + "\n" + insight.markdown
@@ -104,14 +110,16 @@ def analyze(
 
 
 def build_metrics(
-    winner: Retrained,
+    chosen: Finalist,
+    rows: list[Finalist],
     baselines: dict[str, dict[str, float]],
     prepared: Prepared,
     results: SearchResults,
-    best_val_mse: float,
     meta: dict[str, Any],
 ) -> dict[str, Any]:
     info = prepared.info
+    winner = chosen.retrained
+    members = len(winner.seeds)
     return {
         "test": {
             "rmse": winner.test_rmse.mean,
@@ -120,12 +128,30 @@ def build_metrics(
             "mae_std": winner.test_mae.std,
             "rmse_ci95": list(winner.test_rmse.ci95),
             "mae_ci95": list(winner.test_mae.ci95),
-            "n_seeds": len(winner.seeds),
+            "n_seeds": members,
             "epochs": winner.epochs,
+            "best_epochs": list(winner.best_epochs),
+            "what": f"the winner retrained with {members} seed(s), each model scored alone",
         },
-        "val": {"mse": best_val_mse, "mse_retrained": winner.val_mse.mean},
+        "val": {
+            "mse": chosen.trial.best_val_mse,  # its trial's, as the search saw it
+            "mse_retrained": winner.val_mse.mean,
+        },
         "baselines": baselines,
         "best_config": winner.config.to_dict(),
+        "finalists": [f.to_dict() for f in rows],
+        "final": {
+            "rmse": winner.ensemble_test["rmse"],
+            "mae": winner.ensemble_test["mae"],
+            "val_mse": winner.ensemble_val_mse,
+            "members": members,
+            "what": (
+                f"seed ensemble: the winner trained with {members} seeds (best validation epoch "
+                "of each), predictions averaged; the bundled model"
+                if members > 1
+                else "the winner trained once (best validation epoch); the bundled model"
+            ),
+        },
         "data": {
             "source": info.source,
             "sha256": info.sha256,
@@ -146,5 +172,6 @@ def build_metrics(
             "errored": results.errored,
             "unfinished": results.unfinished,
             "wall_s": float(meta.get("wall_s") or 0.0),
+            "time_budget_s": meta["settings"].get("time_budget"),
         },
     }

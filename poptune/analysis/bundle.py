@@ -1,11 +1,15 @@
 """The model bundle `analysis/model/`: everything needed to predict, nothing that unpickles.
 
-- ``model.safetensors``: the weights (tensors only; loading runs no code);
-- ``bundle.json``: the config, the feature order, the fitted RobustScaler (``center_``,
-  ``scale_``) and the target scale as plain numbers, the data fingerprint and package versions.
+- ``model.safetensors``: the weights (tensors only; loading runs no code) of every member of
+  the final model, a seed ensemble (``members.<i>.…``), and with ``features: quantile`` the
+  input map's knots;
+- ``bundle.json``: the config, the number of members, the feature order, the fitted
+  RobustScaler (``center_``, ``scale_``) and the target scale as plain numbers, the data
+  fingerprint and package versions.
 
-Predicting needs no training data: features → ``(x − center_) / scale_`` → network →
-``· std + mean`` → clipped to 0–100, exactly the arithmetic of ``prepare`` and ``predict``.
+Predicting needs no training data: features → ``(x − center_) / scale_`` → each member's
+network → mean → ``· std + mean`` → clipped to 0–100, exactly the arithmetic of ``prepare`` and
+``predict``. Bundles of format 1 (one model, no ``members``) still load.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from poptune.files import (
     write_text_atomic,
 )
 from poptune.metric import clip_popularity
-from poptune.trainables import FitResult, ModelConfig, TargetScale, build_model, predict
+from poptune.trainables import ModelConfig, TargetScale, build_model, predict
+from poptune.trainables.ensemble import SeedEnsemble
 
 FORMAT = "poptune-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 BUNDLE_FILE = "bundle.json"
 
@@ -62,12 +67,12 @@ class Bundle:
 
 def write_bundle(
     out_dir: str | Path,
-    fit: FitResult,
+    model: SeedEnsemble,
+    target_scale: TargetScale,
     config: ModelConfig,
     prepared: Prepared,
     *,
-    epochs: int,
-    seed: int,
+    training: dict[str, Any],
     scores: dict[str, float],
 ) -> Path:
     """Write the bundle into ``out_dir``, replacing a previous one only once it is complete."""
@@ -78,6 +83,7 @@ def write_bundle(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
+        "members": len(model.members),
         "features": list(FEATURES),
         "target": "popularity",
         "scaler": {
@@ -85,9 +91,9 @@ def write_bundle(
             "center_": [float(v) for v in scaler.center_],
             "scale_": [float(v) for v in scaler.scale_],
         },
-        "target_scale": {"mean": fit.target_scale.mean, "std": fit.target_scale.std},
+        "target_scale": {"mean": target_scale.mean, "std": target_scale.std},
         "clip": [0.0, 100.0],
-        "training": {"epochs": epochs, "seed": seed, **scores},
+        "training": {**training, **scores},
         "data": {
             "source": info.source,
             "sha256": info.sha256,
@@ -98,7 +104,7 @@ def write_bundle(
         },
         "versions": package_versions(),
     }
-    state = {k: v.detach().cpu().contiguous() for k, v in fit.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would follow the bundle into place
@@ -131,7 +137,13 @@ def load_bundle(model_dir: str | Path) -> Bundle:
             f"this poptune reads ({FORMAT} v{FORMAT_VERSION}); upgrade poptune"
         )
     config = ModelConfig.from_dict(doc["config"])
-    model = build_model(config)
+    members = doc.get("members")  # absent in format 1: one plain model
+    if members is None:
+        model: nn.Module = build_model(config)
+    elif isinstance(members, int) and members >= 1:
+        model = SeedEnsemble([build_model(config) for _ in range(members)])
+    else:
+        raise UsageError(f"{doc_path}: members must be a positive integer, but got {members!r}")
     try:
         state = load_safetensors(weights_path.read_bytes())
         model.load_state_dict(state, strict=True)

@@ -56,7 +56,7 @@ class EnsembleResult:
             "rmse_gain_ci95": list(self.gain.ci95),
             "beats_winner": self.beats_winner,
             "members": [
-                {**m.config.to_dict(), "epochs": m.best_epoch, "val_mse": m.best_val_mse}
+                {**m.config.to_dict(), "search_best_epoch": m.best_epoch, "val_mse": m.best_val_mse}
                 for m in self.members
             ],
         }
@@ -80,7 +80,7 @@ def ensemble(
     results: SearchResults, k: int, pool: RetrainPool, prepared: Prepared
 ) -> EnsembleResult:
     members = top_distinct(results, k)
-    retrained = [pool.get(m.config, m.best_epoch) for m in members]
+    retrained = pool.get_many([m.config for m in members])
     per_member = [seed_predictions(r, prepared.x_test) for r in retrained]
     n_seeds = len(per_member[0])
     scores = [

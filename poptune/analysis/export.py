@@ -9,21 +9,35 @@ from typing import Any
 import yaml
 
 from poptune.analysis.results import TrialRecord
+from poptune.analysis.retrain import Retrained
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import package_versions, read_json, write_json_atomic, write_text_atomic
 from poptune.layout import BEST_CONFIG_FILE
 from poptune.metric import METRIC, MODE
 
 
-def best_config_document(best: TrialRecord, search_meta: dict[str, Any]) -> dict[str, Any]:
+def best_config_document(
+    best: TrialRecord, search_meta: dict[str, Any], retrained: Retrained | None = None
+) -> dict[str, Any]:
     """Flat config keys at the top (ready for `ModelConfig.from_dict` once `reproduce` is
-    popped), and under ``reproduce`` the epochs, seed, data fingerprint and versions."""
+    popped), and under ``reproduce`` the epochs, seed, data fingerprint and versions.
+
+    Before analysis (``retrained`` None) the epochs are the trial's best epoch; after it, the
+    finalists' horizon, trained keeping each seed's best validation epoch, with those seeds."""
     settings = search_meta["settings"]
+    training: dict[str, Any] = {"epochs": best.best_epoch, "seed": settings["seed"]}
+    if retrained is not None:
+        training = {
+            "epochs": retrained.epochs,
+            "keep_best_epoch": True,
+            "seeds": list(retrained.seeds),
+            "best_epochs": list(retrained.best_epochs),
+            "seed": settings["seed"],
+        }
     return {
         **best.config.to_dict(),
         "reproduce": {
-            "epochs": best.best_epoch,
-            "seed": settings["seed"],
+            **training,
             "metric": METRIC,
             "mode": MODE,
             METRIC: best.best_val_mse,
@@ -36,9 +50,15 @@ def best_config_document(best: TrialRecord, search_meta: dict[str, Any]) -> dict
     }
 
 
-def write_best_config(exp_dir: str | Path, best: TrialRecord, search_meta: dict[str, Any]) -> Path:
+def write_best_config(
+    exp_dir: str | Path,
+    best: TrialRecord,
+    search_meta: dict[str, Any],
+    *,
+    retrained: Retrained | None = None,
+) -> Path:
     return write_json_atomic(
-        Path(exp_dir) / BEST_CONFIG_FILE, best_config_document(best, search_meta)
+        Path(exp_dir) / BEST_CONFIG_FILE, best_config_document(best, search_meta, retrained)
     )
 
 

@@ -1,7 +1,8 @@
 """The per-family table: each family's best trial, retrained with the winner's seeds.
 
 A search that finds one family best says little about how far behind the others are; retraining
-each family's best config with the same seeds puts a confidence interval on every row.
+each family's best config with the same seeds, for the same epoch horizon (not the two epochs
+at which ASHA may have stopped its trial), puts a fair confidence interval on every row.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class FamilyRow:
             "trials": self.trials,
             "val_mse": self.best.best_val_mse,
             "epochs": r.epochs,
+            "best_epochs": list(r.best_epochs),
             "test": {
                 "rmse": r.test_rmse.mean,
                 "rmse_std": r.test_rmse.std,
@@ -48,14 +50,14 @@ def best_per_family(results: SearchResults) -> dict[str, list[TrialRecord]]:
 
 
 def family_table(results: SearchResults, pool: RetrainPool) -> list[FamilyRow]:
-    """One row per family the search tried, best val_mse first."""
+    """One row per family the search tried, best mean retrained val_mse first."""
     rows = [
         FamilyRow(
             family=family,
             trials=len(trials),
             best=trials[0],
-            retrained=pool.get(trials[0].config, trials[0].best_epoch),
+            retrained=pool.get(trials[0].config),
         )
         for family, trials in best_per_family(results).items()
     ]
-    return sorted(rows, key=lambda row: row.best.best_val_mse)
+    return sorted(rows, key=lambda row: row.retrained.val_mse.mean)

@@ -1,7 +1,8 @@
 """The insight part of `poptune analyze`: family table, ensemble, model bundle, plots, report.
 
 It runs after the winner is retrained and returns what to add to metrics.json (new keys only:
-the DESIGN.md §2 keys stay as they are) and the Markdown sections to append to report.md.
+the contract keys of docs/design.md stay as they are) and the Markdown sections to append to
+report.md.
 """
 
 from __future__ import annotations
@@ -45,47 +46,46 @@ def build_insight(
     winner: Retrained,
     meta: dict[str, Any],
     *,
+    pool: RetrainPool,
     ensemble_k: int,
     log: Callable[[str], None] = print,
 ) -> Insight:
     settings = meta["settings"]
-    pool = RetrainPool(prepared, seeds=len(winner.seeds), base_seed=settings["seed"], log=log)
-    pool.add(winner)
-    log("retraining each family's best config with the same seeds…")
-    families = family_table(results, pool)
+    families = family_table(results, pool)  # the finalists hold each family's best already
     ens = None
     if ensemble_k:
         log(f"building the ensemble of the top {ensemble_k} distinct configs…")
         ens = ensemble(results, ensemble_k, pool, prepared)
 
-    # The bundled model is the retrained seed with the lowest validation error; the test plots
-    # show that model, so they describe exactly what `poptune predict` will answer.
-    fit = winner.best_fit
-    fit_seed = winner.seeds[winner.fits.index(fit)]
-    test_pred = clip_popularity(predict(fit.model, prepared.x_test, fit.target_scale))
+    # The bundled model is the final model (the winner's seed ensemble); the test plots show
+    # that model, so they describe exactly what `poptune predict` will answer.
+    model, target_scale = winner.seed_ensemble(), winner.fits[0].target_scale
+    test_pred = clip_popularity(predict(model, prepared.x_test, target_scale))
     scores = regression_scores(prepared.y_test, test_pred)
     model_info = {
         "dir": MODEL_DIR,
-        "seed": fit_seed,
+        "seeds": list(winner.seeds),
+        "members": len(winner.seeds),
         "epochs": winner.epochs,
-        "val_mse": fit.history[-1]["val_mse"],
+        "best_epochs": list(winner.best_epochs),
+        "val_mse": winner.ensemble_val_mse,
         "test_rmse": scores["rmse"],
         "test_mae": scores["mae"],
     }
     bundle_scores = {k: model_info[k] for k in ("val_mse", "test_rmse", "test_mae")}
     write_bundle(
         out / MODEL_DIR,
-        fit,
+        model,
+        target_scale,
         winner.config,
         prepared,
-        epochs=winner.epochs,
-        seed=fit_seed,
+        training={k: model_info[k] for k in ("epochs", "best_epochs", "seeds")},
         scores=bundle_scores,
     )
 
     importances, importance_note = _importances(exp_dir, settings, log)
     corr = correlations(prepared)
-    curves = partial_dependence(fit.model, fit.target_scale, prepared, seed=settings["seed"])
+    curves = partial_dependence(model, target_scale, prepared, seed=settings["seed"])
     bands = band_errors(prepared.y_test, test_pred)
 
     figures = {
@@ -122,7 +122,7 @@ def build_insight(
         sections.families_md(families),
         sections.ensemble_md(ens) if ens is not None else "",
         sections.search_md(importance_note),
-        sections.test_md(model_info, bands, len(winner.seeds)),
+        sections.test_md(model_info, bands),
         sections.drivers_md(corr, curves),
         sections.bundle_md(out / MODEL_DIR),
         sections.explore_md(exp_dir, study_url(exp_dir, settings)),

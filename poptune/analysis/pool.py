@@ -1,16 +1,16 @@
-"""Retrain each (config, epochs) once and share it: winner, per-family table and ensemble.
+"""Retrain each config once and share it: finalists, winner, per-family table and ensemble.
 
-Every retrain uses the same seed list (``retrain``'s ``base_seed + 1000·i``), so two configs are
-compared seed by seed, and the ensemble of seed *i* averages models that all saw seed *i*.
+Every retrain uses the same seed list and the same epoch horizon (the search's), so two configs
+are compared seed by seed, and the ensemble of seed *i* averages models that all saw seed *i*.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from poptune.analysis.retrain import Retrained, retrain
+from poptune.analysis.retrain import Retrained, retrain_many
 from poptune.data import Prepared
 from poptune.metric import regression_scores
 from poptune.trainables import ModelConfig, predict
@@ -21,28 +21,41 @@ class RetrainPool:
         self,
         prepared: Prepared,
         *,
+        epochs: int,
         seeds: int,
         base_seed: int,
+        workers: int | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self._prepared = prepared
-        self._seeds = seeds
+        self.epochs = epochs
+        self.seeds = seeds
         self._base_seed = base_seed
+        self._workers = workers
         self._log = log
-        self._done: dict[tuple[ModelConfig, int], Retrained] = {}
+        self._done: dict[ModelConfig, Retrained] = {}
 
-    def add(self, retrained: Retrained) -> None:
-        """Register a retrain made elsewhere (the winner's, by ``analyze``)."""
-        self._done[(retrained.config, retrained.epochs)] = retrained
+    def get(self, config: ModelConfig) -> Retrained:
+        return self.get_many([config])[0]
 
-    def get(self, config: ModelConfig, epochs: int) -> Retrained:
-        key = (config, epochs)
-        if key not in self._done:
-            self._log(f"  retraining {config.family} for {epochs} epoch(s), {self._seeds} seed(s)…")
-            self._done[key] = retrain(
-                config, self._prepared, epochs=epochs, seeds=self._seeds, base_seed=self._base_seed
+    def get_many(self, configs: Sequence[ModelConfig]) -> list[Retrained]:
+        """Each config retrained (the missing ones now, all their fits in parallel)."""
+        missing = list(dict.fromkeys(c for c in configs if c not in self._done))
+        if missing:
+            self._log(
+                f"  retraining {len(missing)} config(s) × {self.seeds} seed(s), up to "
+                f"{self.epochs} epochs each ({', '.join(c.family for c in missing)})…"
             )
-        return self._done[key]
+            done = retrain_many(
+                missing,
+                self._prepared,
+                epochs=self.epochs,
+                seeds=self.seeds,
+                base_seed=self._base_seed,
+                workers=self._workers,
+            )
+            self._done.update(zip(missing, done, strict=True))
+        return [self._done[c] for c in configs]
 
 
 def seed_predictions(retrained: Retrained, x: np.ndarray) -> list[np.ndarray]:

@@ -1,7 +1,15 @@
-"""Retrain the winning config with several seeds and score it on the test split, with a CI."""
+"""Retrain configs with several seeds and score them: validation to choose, test to report.
+
+Every retrain trains for the search's epoch horizon (the same learning-rate schedule the trials
+had) and keeps the weights of each seed's best validation epoch, stopping after a few epochs
+without a new best. That is fair to a config whose trial ASHA stopped after two epochs: its
+retrain gets as long as any other. The fits of many configs run in parallel, one per core.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,18 +18,25 @@ from scipy import stats
 from poptune.data import Prepared
 from poptune.metric import regression_scores
 from poptune.trainables import FitResult, ModelConfig, fit, predict
+from poptune.trainables.ensemble import SeedEnsemble
+from poptune.trainables.splits import Splits, TrainingData
+
+# Epochs without a new best validation error after which a retrain stops: the kept weights are
+# the best epoch's anyway, and on a long horizon with a constant rate most epochs after the best
+# one only overfit.
+PATIENCE = 5
 
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """Mean, sample std and 95% t-interval of one test metric over the retrained seeds."""
+    """Mean, sample std and 95% t-interval of one metric over the retrained seeds."""
 
     mean: float
     std: float
     ci95: tuple[float, float]
 
     @classmethod
-    def of(cls, values: list[float]) -> SeedSummary:
+    def of(cls, values: Sequence[float]) -> SeedSummary:
         arr = np.asarray(values, dtype=np.float64)
         mean = float(arr.mean())
         if len(arr) < 2:
@@ -34,18 +49,32 @@ class SeedSummary:
 @dataclass(frozen=True, eq=False)
 class Retrained:
     config: ModelConfig
-    epochs: int
+    epochs: int  # the horizon each seed trained for (at most; early stopping may end it sooner)
     seeds: tuple[int, ...]
     fits: tuple[FitResult, ...]
-    test_rmse: SeedSummary
+    test_rmse: SeedSummary  # single models, one value per seed
     test_mae: SeedSummary
-    val_mse: SeedSummary
-    test_pred: np.ndarray  # mean prediction over seeds, for plots
+    val_mse: SeedSummary  # each seed's best validation epoch: what finalists are chosen by
+    test_pred: np.ndarray  # the seed ensemble's prediction (mean over seeds)
+    ensemble_test: dict[str, float]  # the seed ensemble's scores on test: rmse, mae, mse
+    ensemble_val_mse: float
 
     @property
     def best_fit(self) -> FitResult:
-        """The seed whose model goes into the bundle: the lowest validation error."""
-        return min(self.fits, key=lambda f: f.history[-1]["val_mse"])
+        """The single seed with the lowest validation error."""
+        return min(self.fits, key=lambda f: f.best["val_mse"])
+
+    @property
+    def best_epochs(self) -> tuple[int, ...]:
+        return tuple(f.best_epoch for f in self.fits)
+
+    def seed_ensemble(self) -> SeedEnsemble:
+        return SeedEnsemble([f.model for f in self.fits])
+
+
+def seed_list(seeds: int, base_seed: int) -> tuple[int, ...]:
+    """The seeds every retrain uses, so two configs are compared seed by seed."""
+    return tuple(base_seed + 1000 * (i + 1) for i in range(seeds))
 
 
 def retrain(
@@ -55,27 +84,70 @@ def retrain(
     epochs: int,
     seeds: int,
     base_seed: int,
-    threads: int | None = None,
+    workers: int = 1,
 ) -> Retrained:
-    """Train ``config`` for ``epochs`` with ``seeds`` seeds; score each on the test split."""
-    seed_list = tuple(base_seed + 1000 * (i + 1) for i in range(seeds))
-    fits, rmses, maes, vals, preds = [], [], [], [], []
-    for seed in seed_list:
-        result = fit(config, prepared, epochs=epochs, seed=seed, threads=threads)
-        pred = predict(result.model, prepared.x_test, result.target_scale)
-        scores = regression_scores(prepared.y_test, pred)
-        fits.append(result)
-        rmses.append(scores["rmse"])
-        maes.append(scores["mae"])
-        vals.append(result.history[-1]["val_mse"])
-        preds.append(pred)
+    """Train ``config`` with ``seeds`` seeds (up to ``epochs`` each); score them."""
+    return retrain_many([config], prepared, epochs=epochs, seeds=seeds, base_seed=base_seed,
+                        workers=workers)[0]  # fmt: skip
+
+
+def retrain_many(
+    configs: Sequence[ModelConfig],
+    prepared: Prepared,
+    *,
+    epochs: int,
+    seeds: int,
+    base_seed: int,
+    workers: int | None = None,
+) -> list[Retrained]:
+    """`retrain` for several configs, their seeds' fits spread over ``workers`` processes
+    (default: one per core)."""
+    seed_values = seed_list(seeds, base_seed)
+    jobs = [(config, seed) for config in configs for seed in seed_values]
+    fits = _fit_all(jobs, TrainingData.of(prepared), epochs, workers or os.cpu_count() or 1)
+    out = []
+    for i, config in enumerate(configs):
+        mine = fits[i * seeds : (i + 1) * seeds]
+        out.append(_summarize(config, epochs, seed_values, mine, prepared))
+    return out
+
+
+def _fit_one(config: ModelConfig, data: Splits, epochs: int, seed: int) -> FitResult:
+    return fit(config, data, epochs=epochs, seed=seed, threads=1, keep_best=True,
+               patience=PATIENCE)  # fmt: skip
+
+
+def _fit_all(
+    jobs: list[tuple[ModelConfig, int]], data: Splits, epochs: int, workers: int
+) -> list[FitResult]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [_fit_one(config, data, epochs, seed) for config, seed in jobs]
+    from joblib import Parallel, delayed  # scikit-learn's own dependency
+
+    parallel = Parallel(n_jobs=min(workers, len(jobs)))
+    return parallel(delayed(_fit_one)(config, data, epochs, seed) for config, seed in jobs)
+
+
+def _summarize(
+    config: ModelConfig,
+    epochs: int,
+    seeds: tuple[int, ...],
+    fits: list[FitResult],
+    prepared: Prepared,
+) -> Retrained:
+    test_preds = [predict(f.model, prepared.x_test, f.target_scale) for f in fits]
+    val_preds = [predict(f.model, prepared.x_val, f.target_scale) for f in fits]
+    scores = [regression_scores(prepared.y_test, p) for p in test_preds]
+    mean_test = np.mean(test_preds, axis=0)
     return Retrained(
         config=config,
         epochs=epochs,
-        seeds=seed_list,
+        seeds=seeds,
         fits=tuple(fits),
-        test_rmse=SeedSummary.of(rmses),
-        test_mae=SeedSummary.of(maes),
-        val_mse=SeedSummary.of(vals),
-        test_pred=np.mean(preds, axis=0),
+        test_rmse=SeedSummary.of([s["rmse"] for s in scores]),
+        test_mae=SeedSummary.of([s["mae"] for s in scores]),
+        val_mse=SeedSummary.of([f.best["val_mse"] for f in fits]),
+        test_pred=mean_test,
+        ensemble_test=regression_scores(prepared.y_test, mean_test),
+        ensemble_val_mse=regression_scores(prepared.y_val, np.mean(val_preds, axis=0))["mse"],
     )

@@ -16,11 +16,11 @@ from poptune.trainables import ModelConfig
 
 
 def terminal_summary(families: list[FamilyRow], ens: EnsembleResult | None) -> str:
-    lines = ["per family (best config, retrained):"]
+    lines = ["per family (best config, retrained for the same horizon and seeds):"]
     for row in families:
         lo, hi = row.retrained.test_rmse.ci95
         lines.append(
-            f"  {row.family:<18} val MSE {row.best.best_val_mse:8.2f}   test RMSE "
+            f"  {row.family:<18} val MSE {row.retrained.val_mse.mean:8.2f}   test RMSE "
             f"{row.retrained.test_rmse.mean:.3f} [95% CI {lo:.3f}–{hi:.3f}]"
         )
     if ens is not None:
@@ -40,6 +40,7 @@ def describe_config(config: ModelConfig) -> str:
     if config.dropout is not None:
         parts.append(f"dropout {config.dropout:.2f}")
     parts += [f"lr {config.lr:.1e}", f"batch {config.batch_size}", f"wd {config.weight_decay:.1e}"]
+    parts += [f"{config.features} inputs", f"{config.schedule} lr"]
     return ", ".join(parts)
 
 
@@ -48,20 +49,22 @@ def families_md(rows: list[FamilyRow]) -> str:
         "## Families",
         "",
         "Each family's best trial, retrained with the winner's seeds and scored on the test split. "
-        "Each trains for its best epoch in the search, so a family whose best trial ASHA "
-        "stopped early is retrained only as long as that trial ran.",
+        "Every family gets the same epoch horizon (the search's), keeping each seed's best "
+        "validation epoch, so a family whose best trial ASHA stopped early is not judged by "
+        "that short run. Rows are ordered by mean validation MSE of the retrained models.",
         "",
-        "| family | trials | best val MSE | test RMSE (mean ± std) | 95% CI | test MAE | epochs "
-        "| best config |",
-        "|---|---|---|---|---|---|---|---|",
+        "| family | trials | search val MSE | retrained val MSE | test RMSE (mean ± std) | 95% CI "
+        "| test MAE | best epochs | best config |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         r = row.retrained
         lo, hi = r.test_rmse.ci95
         lines.append(
             f"| {row.family} | {row.trials} | {row.best.best_val_mse:.2f} | "
-            f"{r.test_rmse.mean:.3f} ± {r.test_rmse.std:.3f} | {lo:.3f}–{hi:.3f} | "
-            f"{r.test_mae.mean:.3f} | {r.epochs} | {describe_config(row.best.config)} |"
+            f"{r.val_mse.mean:.2f} | {r.test_rmse.mean:.3f} ± {r.test_rmse.std:.3f} | "
+            f"{lo:.3f}–{hi:.3f} | {r.test_mae.mean:.3f} | "
+            f"{', '.join(str(e) for e in r.best_epochs)} | {describe_config(row.best.config)} |"
         )
     return "\n".join([*lines, ""])
 
@@ -118,13 +121,13 @@ def search_md(importance_note: str) -> str:
     )
 
 
-def test_md(model: dict[str, Any], bands: list[BandError], seeds: int) -> str:
+def test_md(model: dict[str, Any], bands: list[BandError]) -> str:
     lines = [
         "## The bundled model on the test split",
         "",
-        f"`model/` holds the retrained seed with the lowest validation error ({seeds} were "
-        f"trained; seed {model['seed']}): test RMSE {model['test_rmse']:.3f}, "
-        f"MAE {model['test_mae']:.3f}.",
+        f"`model/` holds the final model: the winner's {model['members']} retrained seed(s) "
+        f"(seeds {', '.join(str(s) for s in model['seeds'])}), predictions averaged: test RMSE "
+        f"{model['test_rmse']:.3f}, MAE {model['test_mae']:.3f}.",
         "",
         "![Predicted vs actual popularity](plots/predicted_vs_actual.png)",
         "",

@@ -14,12 +14,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below l
     from poptune.data._prepare import DEDUPE_CHOICES, DataInfo, Prepared, prepare
     from poptune.data._schema import COLUMNS, FEATURES, ID, TARGET
     from poptune.data._source import DataSource, load_source
-    from poptune.data._synthetic import DEFAULT_ROWS, synthetic_tracks
+    from poptune.data._synthetic import DEFAULT_ROWS, DIFFICULTIES, synthetic_tracks
 
 _MODULE_OF = {
     "COLUMNS": "_schema",
     "DEDUPE_CHOICES": "_prepare",
     "DEFAULT_ROWS": "_synthetic",
+    "DIFFICULTIES": "_synthetic",
     "FEATURES": "_schema",
     "ID": "_schema",
     "TARGET": "_schema",
@@ -36,6 +37,7 @@ __all__ = [
     "COLUMNS",
     "DEDUPE_CHOICES",
     "DEFAULT_ROWS",
+    "DIFFICULTIES",
     "FEATURES",
     "ID",
     "TARGET",

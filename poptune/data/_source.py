@@ -13,17 +13,25 @@ from pathlib import Path
 import pandas as pd
 
 from poptune.data._load import LoadReport, load_tracks
-from poptune.data._synthetic import DEFAULT_ROWS, synthetic_tracks
-from poptune.errors import DataError
+from poptune.data._synthetic import DEFAULT_ROWS, DIFFICULTIES, synthetic_tracks
+from poptune.errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
 class DataSource:
-    """``path`` set: a CSV file; ``path`` None: ``synthetic_tracks(rows, seed)``."""
+    """``path`` set: a CSV file; ``path`` None: ``synthetic_tracks(rows, seed, difficulty)``."""
 
     path: str | None = None
     synthetic_rows: int = DEFAULT_ROWS
     synthetic_seed: int = 0
+    synthetic_difficulty: str = "easy"
+
+    def __post_init__(self) -> None:
+        if self.synthetic_difficulty not in DIFFICULTIES:
+            raise UsageError(
+                f"--synthetic-difficulty must be one of {', '.join(DIFFICULTIES)}, but got "
+                f"{self.synthetic_difficulty!r}"
+            )
 
     @property
     def synthetic(self) -> bool:
@@ -32,7 +40,8 @@ class DataSource:
     def describe(self) -> str:
         if self.synthetic:
             rows, seed = self.synthetic_rows, self.synthetic_seed
-            return f"built-in SYNTHETIC data ({rows:,} rows, seed {seed})"
+            difficulty = "" if self.synthetic_difficulty == "easy" else ", real difficulty"
+            return f"built-in SYNTHETIC data ({rows:,} rows, seed {seed}{difficulty})"
         return self.path
 
     def to_dict(self) -> dict:
@@ -40,13 +49,16 @@ class DataSource:
 
     @classmethod
     def from_dict(cls, d: dict) -> DataSource:
-        return cls(**{k: d[k] for k in ("path", "synthetic_rows", "synthetic_seed") if k in d})
+        keys = ("path", "synthetic_rows", "synthetic_seed", "synthetic_difficulty")
+        return cls(**{k: d[k] for k in keys if k in d})
 
 
 def load_source(source: DataSource, *, expect_sha256: str | None = None) -> pd.DataFrame:
     """Load the frame a source describes; ``expect_sha256`` guards against a changed file."""
     if source.synthetic:
-        frame = synthetic_tracks(source.synthetic_rows, source.synthetic_seed)
+        frame = synthetic_tracks(
+            source.synthetic_rows, source.synthetic_seed, difficulty=source.synthetic_difficulty
+        )
         digest = hashlib.sha256(pd.util.hash_pandas_object(frame).to_numpy().tobytes()).hexdigest()
         frame.attrs["load_report"] = LoadReport(
             source=source.describe(),

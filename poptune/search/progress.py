@@ -8,6 +8,7 @@ from typing import TextIO
 from ray.tune import Callback
 
 from poptune.metric import METRIC
+from poptune.search.settings import BUDGET_SAMPLE_CAP
 
 
 class TrialProgress(Callback):
@@ -34,19 +35,24 @@ class TrialProgress(Callback):
         so_far = f"{self._overall[0]:.3f} ({self._overall[1]})" if self._overall else "-"
         shown = f"{best:.3f}" if best is not None else "n/a"
         self._print(
-            f"[{done:>3}/{self._num_samples}] {trial.trial_id} {family:<18} "
+            f"[{self._count(done)}] {trial.trial_id} {family:<18} "
             f"{epochs:>3} epoch(s){stopped:<16} best {METRIC} {shown:>9}   best so far {so_far}"
         )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         done = _finished_with(trials, trial)
         self._print(
-            f"[{done:>3}/{self._num_samples}] {trial.trial_id} ERRORED "
+            f"[{self._count(done)}] {trial.trial_id} ERRORED "
             f"(details: {trial.error_file or 'see the trial folder'})"
         )
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self._print(f"      {trial.trial_id} failed and is being retried from its last checkpoint")
+
+    def _count(self, done: int) -> str:
+        if self._num_samples >= BUDGET_SAMPLE_CAP:  # a time budget decides, not a count
+            return f"{done:>3}"
+        return f"{done:>3}/{self._num_samples}"
 
     def _print(self, line: str) -> None:
         print(line, file=self._stream, flush=True)

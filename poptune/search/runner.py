@@ -31,7 +31,7 @@ from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
 from poptune.search.storage import local_storage_warning
 from poptune.search.tensorboard import TrialTensorBoard
-from poptune.spaces import WEIGHT_DECAY_RANGE, define_space
+from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.splits import TrainingData
 from poptune.trainables.tune import TrialSettings, train_trial
@@ -112,9 +112,12 @@ def run_search(
     saved = saved_trial_counts(settings.experiment_uri)
     if exp_dir is not None and saved.trials and saved.terminated + saved.errored == saved.trials:
         prune_checkpoints(exp_dir)
+    # A spent time budget ends a search before num_samples, and that is no interruption: the
+    # trials it never started are not owed. Otherwise every trial not finished is unfinished.
+    budget_spent = settings.time_budget is not None and wall_s >= settings.time_budget
     return SearchOutcome(
         experiment=settings.experiment_uri,
-        trials=max(settings.num_samples, saved.trials),
+        trials=saved.trials if budget_spent else max(settings.num_samples, saved.trials),
         terminated=saved.terminated,
         errored=saved.errored,
         wall_s=wall_s,
@@ -164,17 +167,20 @@ def _max_concurrent(settings: SearchSettings, cluster: ClusterInfo) -> int | Non
 
 
 def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tune.TuneConfig:
-    # The reference model is the first point tried, so the search starts from the bar it must beat.
-    reference = {**REFERENCE.to_dict(), "weight_decay": WEIGHT_DECAY_RANGE[0]}
     searcher = PoptuneOptunaSearch(
         space=define_space,
         metric=METRIC,
         mode=MODE,
-        points_to_evaluate=[reference],
-        sampler=optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True),
+        points_to_evaluate=starting_points(settings.num_samples),
+        # constant_liar: trials running in parallel count as bad guesses until they report, so
+        # parallel slots are not all sent to the same spot.
+        sampler=optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+        ),
         storage=_study_storage(settings),
         study_name=settings.name,
         max_epochs=settings.max_epochs,
+        time_budget_s=settings.time_budget,
     )
     if settings.scheduler == "asha":
         scheduler = ASHAScheduler(
@@ -196,6 +202,15 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         reuse_actors=True,
         trial_dirname_creator=trial_dirname,
     )
+
+
+def starting_points(num_samples: int) -> list[dict]:
+    """The first trials: the reference model (the bar the search must beat), then one sound
+    config of each other family, so that TPE learns about every family from the start rather
+    than piling onto the family of its first good draw. A quarter of the trials at most."""
+    reference = {**REFERENCE.to_dict(), "weight_decay": WEIGHT_DECAY_RANGE[0]}
+    points = [reference, *FAMILY_STARTS]
+    return points[: max(1, min(len(points), num_samples // 4))]
 
 
 def trial_dirname(trial) -> str:

@@ -4,6 +4,11 @@ Ray's wrapper tells Optuna a trial's *last* value and calls every early-stopped 
 TPE should learn from a trial's *best* epoch (that is the model analysis retrains), and a trial
 ASHA stopped early is a pruned trial, recorded as such (with its last value) in the study.
 
+With a time budget it also decides when the search has started enough trials: once the budget
+is spent, ``suggest`` answers FINISHED, Tune starts no more trials and the running ones finish
+(so the search overshoots by at most one trial's run). The time spent is carried through
+save/restore, so a resumed search spends only what is left.
+
 Tune hands the result on which a trial stops (ASHA's verdict, or the last epoch) to
 ``on_trial_complete`` only, never to ``on_trial_result``; so that final epoch is folded in here,
 or the study would miss it: a best that ignores the last epoch, a pruned value one epoch stale.
@@ -11,23 +16,63 @@ or the study would miss it: a best that ignores the last epoch, a pruned value o
 
 from __future__ import annotations
 
+import time
+
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from poptune.metric import METRIC
 
 
 class PoptuneOptunaSearch(OptunaSearch):
-    def __init__(self, *args, max_epochs: int, **kwargs) -> None:
+    def __init__(
+        self, *args, max_epochs: int, time_budget_s: float | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
         self._best: dict[str, float] = {}
         self._last_step: dict[str, int] = {}
         self._told_in_study: set[str] = set()
+        self._time_budget_s = time_budget_s
+        self._spent_before_s = 0.0  # by earlier runs of this search (before a --resume)
+        self._run_started: float | None = None  # this driver's clock, at its first suggest
+
+    @property
+    def spent_s(self) -> float:
+        """Seconds this search has spent starting and running trials, over all its runs."""
+        if self._run_started is None:
+            return self._spent_before_s
+        return self._spent_before_s + time.monotonic() - self._run_started
+
+    @property
+    def budget_spent(self) -> bool:
+        return self._time_budget_s is not None and self.spent_s >= self._time_budget_s
+
+    def suggest(self, trial_id: str):
+        if self._run_started is None:
+            self._run_started = time.monotonic()
+        if self.budget_spent:
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        # A monotonic clock means nothing in another process: fold this run's time into the
+        # seconds spent (and restart the run's clock from now), and save no clock at all.
+        if self._run_started is not None:
+            now = time.monotonic()
+            self._spent_before_s += now - self._run_started
+            self._run_started = now
+        run_started, self._run_started = self._run_started, None
+        try:
+            super().save(checkpoint_path)
+        finally:
+            self._run_started = run_started
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
+        self._run_started = None  # this run's clock starts at its first suggest
         # A driver killed after telling the study a trial's outcome, but before Tune next saved
         # its own state, comes back (--resume) with that trial unfinished: Tune runs it again
         # and Optuna refuses a second outcome. The study is the record, so those count as told.

@@ -10,6 +10,8 @@ from poptune.data import DEDUPE_CHOICES, DataSource
 from poptune.errors import UsageError
 
 SCHEDULERS = ("asha", "fifo")
+# --time-budget without --num-samples: the budget alone decides when the search stops.
+BUDGET_SAMPLE_CAP = 100_000
 # URI schemes pyarrow's filesystem layer (Ray's storage backend) understands.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
 
@@ -34,6 +36,7 @@ class SearchSettings:
     resume: bool = False
     retry_errored: bool = False
     force: bool = False
+    time_budget: float | None = None  # seconds; stop starting trials once spent
 
     def __post_init__(self) -> None:
         _positive_int("num-samples", self.num_samples)
@@ -61,6 +64,13 @@ class SearchSettings:
             raise UsageError(f"--max-failures must be >= 0, but got {self.max_failures}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise UsageError(f"--name must be a plain folder name, but got {self.name!r}")
+        if self.time_budget is not None and not (
+            math.isfinite(self.time_budget) and self.time_budget > 0
+        ):
+            raise UsageError(
+                f"--time-budget must be a positive duration such as 90, 10m or 2h, but got "
+                f"{self.time_budget:g} s"
+            )
         if self.resume and self.force:
             raise UsageError("--resume and --force contradict each other; pass one of them")
         scheme = self.storage.split("://", 1)[0] if "://" in self.storage else None
@@ -87,6 +97,21 @@ class SearchSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h``; a ValueError naming the forms otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = text.strip().lower()
+    factor = units.get(value[-1:])
+    number = value[:-1] if factor else value
+    try:
+        seconds = float(number) * (factor or 1)
+    except ValueError:
+        raise ValueError(
+            f"expected a duration such as 90, 90s, 10m or 2h, but got {text!r}"
+        ) from None
+    return seconds
 
 
 def _positive_int(option: str, value: object) -> None:

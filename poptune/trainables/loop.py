@@ -81,6 +81,7 @@ def fit(
     on_epoch: EpochCallback | None = None,
     resume_from: TrainingState | None = None,
     keep_best: bool = False,
+    patience: int | None = None,
 ) -> FitResult:
     """Train ``config`` on ``prepared`` for ``epochs`` epochs and keep its per-epoch history.
 
@@ -89,6 +90,7 @@ def fit(
     Training stops early, marking the epoch ``diverged``, if the loss stops being finite.
     The returned model has the weights of the last epoch, or with ``keep_best`` those of the
     epoch with the lowest validation error (early stopping, judged on validation rows only).
+    With ``patience``, training ends once that many epochs in a row brought no new best.
     """
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
@@ -175,7 +177,7 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch is not None:
             on_epoch(history[-1], state)
-        if diverged:
+        if diverged or (patience and _epochs_since_best(history) >= patience):
             break
 
     optimizer.release()  # the model leaves with its own storage, not views of the optimizer's
@@ -183,6 +185,11 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(model=model, history=history, best_epoch=best["epoch"], target_scale=scale)
+
+
+def _epochs_since_best(history: list[EpochStats]) -> int:
+    best = min(history, key=lambda h: h["val_mse"])
+    return history[-1]["epoch"] - best["epoch"]
 
 
 def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) -> np.ndarray:
