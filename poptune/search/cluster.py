@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
+from ray._private import ray_constants
 
 from poptune.errors import UsageError
 from poptune.search.probe import check_cluster
@@ -49,15 +54,19 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         # Ray caches its config at import: without a refresh this driver stays in "disabled"
         # mode while the GCS it starts reads "token", and every connection is rejected.
         ray._raylet.Config.initialize("")
+        created = prepare_local_token()
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            **common,
-        )
+        with _loopback_node_ip():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
+        if created is not None and created.exists():
+            created.chmod(0o600)  # Ray writes the file it generates with the umask's mode
     try:
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
@@ -70,6 +79,81 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         )
     finally:
         ray.shutdown()
+
+
+def default_token_path() -> Path:
+    """Where Ray keeps its token when neither RAY_AUTH_TOKEN nor RAY_AUTH_TOKEN_PATH says
+    otherwise, and where `ray.init` and `ray get-auth-token --generate` write a new one."""
+    return Path.home() / ".ray" / "auth_token"
+
+
+def prepare_local_token() -> Path | None:
+    """Make sure the token of a private local Ray is private to this user.
+
+    Ray generates a missing ``~/.ray/auth_token`` with a plain ``open(path, "w")``: mode 0644
+    under the usual umask, so every user of the machine could read the secret that admits
+    clients to the cluster. poptune writes it itself first, with mode 0600. A token file that
+    already exists is the user's: it is left alone, but if other users may read it, one warning
+    line says so and how to fix it.
+
+    Returns the token file if Ray is left to create it in ``ray.init`` (it will create the
+    default file although RAY_AUTH_TOKEN_PATH names a missing one), so the caller can tighten
+    it afterwards; else None.
+    """
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return None  # the token itself is in the environment: no file is read or written
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(named).expanduser() if named else default_token_path()
+    if not path.exists() and not named:
+        try:
+            _write_private_token(path)
+            # Ray's token loader caches what it found; it must see this file, not "none".
+            ray._raylet.AuthenticationTokenLoader.instance().reset_cache()
+        except FileExistsError:
+            pass  # another process made one in between: it is checked below like any other
+        except OSError:
+            return None  # an unwritable home: Ray's own attempt will fail and say why
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            print(
+                f"poptune: warning: the Ray token file {path} is open to other users "
+                f"(mode {mode:04o}); whoever reads it can run code on your Ray clusters; "
+                f"chmod 600 {path}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return None
+    default = default_token_path()
+    return None if default.exists() else default
+
+
+def _write_private_token(path: Path) -> None:
+    """A new token file that only its owner can read (never, even briefly, anyone else)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)  # the umask may only have taken bits away; be exact
+        f.write(secrets.token_hex(32))  # what Ray's own generator makes: 256 random bits
+
+
+@contextmanager
+def _loopback_node_ip() -> Iterator[None]:
+    """Let a private local Ray keep 127.0.0.1 as its node address.
+
+    Ray's servers (GCS, raylet, object manager, every worker's gRPC port) listen on 127.0.0.1
+    only when the node address is 127.0.0.1, and on every interface otherwise. On Linux
+    `ray.init` replaces a loopback node address with the machine's own, unless Ray runs in its
+    single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once at import): that is
+    switched on here just for the start of this machine-only Ray.
+    """
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _check_reachable(address: str) -> None:
