@@ -22,7 +22,7 @@ EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 # Options of `search` (and `run`) that map onto SearchSettings fields of the same name.
 _SEARCH_KEYS = (
-    "num_samples", "max_epochs", "scheduler", "grace_period", "max_concurrent", "cpus_per_trial",
+    "num_samples", "max_epochs", "scheduler", "sampler", "grace_period", "max_concurrent", "cpus_per_trial",
     "gpus_per_trial", "address", "storage", "name", "seed", "dedupe", "max_failures",
     "study_storage", "resume", "retry_errored", "force", "time_budget",
 )  # fmt: skip
@@ -158,6 +158,11 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         "--scheduler",
         metavar="asha|fifo",
         help="asha stops weak trials early (default); fifo runs every trial in full",
+    )
+    g.add_argument(
+        "--sampler",
+        metavar="tpe|random",
+        help="tpe: Optuna's TPE chooses each trial (default); random: a baseline to compare with",
     )
     g.add_argument(
         "--grace-period",

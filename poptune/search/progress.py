@@ -12,7 +12,7 @@ from poptune.search.settings import BUDGET_SAMPLE_CAP
 
 
 class TrialProgress(Callback):
-    def __init__(self, num_samples: int, max_epochs: int, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, num_samples: int, max_epochs: int, stream: TextIO | None = None) -> None:
         self._num_samples = num_samples
         self._max_epochs = max_epochs
         self._stream = stream
@@ -55,7 +55,8 @@ class TrialProgress(Callback):
         return f"{done:>3}/{self._num_samples}"
 
     def _print(self, line: str) -> None:
-        print(line, file=self._stream, flush=True)
+        # sys.stdout looked up at print time: a caller's redirect_stdout applies.
+        print(line, file=self._stream or sys.stdout, flush=True)
 
 
 def _finished_with(trials: list, trial) -> int:

@@ -172,11 +172,7 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         metric=METRIC,
         mode=MODE,
         points_to_evaluate=starting_points(settings.num_samples),
-        # constant_liar: trials running in parallel count as bad guesses until they report, so
-        # parallel slots are not all sent to the same spot.
-        sampler=optuna.samplers.TPESampler(
-            seed=settings.seed, multivariate=True, group=True, constant_liar=True
-        ),
+        sampler=_sampler(settings),
         storage=_study_storage(settings),
         study_name=settings.name,
         max_epochs=settings.max_epochs,
@@ -201,6 +197,16 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         # One long-lived worker process per slot: no fresh interpreter and torch import per trial.
         reuse_actors=True,
         trial_dirname_creator=trial_dirname,
+    )
+
+
+def _sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
+    if settings.sampler == "random":  # a baseline to measure TPE against
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    # constant_liar: trials running in parallel count as bad guesses until they report, so
+    # parallel slots are not all sent to the same spot.
+    return optuna.samplers.TPESampler(
+        seed=settings.seed, multivariate=True, group=True, constant_liar=True
     )
 
 

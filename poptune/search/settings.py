@@ -10,6 +10,7 @@ from poptune.data import DEDUPE_CHOICES, DataSource
 from poptune.errors import UsageError
 
 SCHEDULERS = ("asha", "fifo")
+SAMPLERS = ("tpe", "random")
 # --time-budget without --num-samples: the budget alone decides when the search stops.
 BUDGET_SAMPLE_CAP = 100_000
 # URI schemes pyarrow's filesystem layer (Ray's storage backend) understands.
@@ -22,6 +23,7 @@ class SearchSettings:
     num_samples: int = 24
     max_epochs: int = 12
     scheduler: str = "asha"
+    sampler: str = "tpe"
     grace_period: int = 2
     max_concurrent: int | None = None
     cpus_per_trial: float = 1.0
@@ -45,6 +47,10 @@ class SearchSettings:
         if self.scheduler not in SCHEDULERS:
             raise UsageError(
                 f"--scheduler must be one of {', '.join(SCHEDULERS)}, but got {self.scheduler!r}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise UsageError(
+                f"--sampler must be one of {', '.join(SAMPLERS)}, but got {self.sampler!r}"
             )
         if self.max_concurrent is not None:
             _positive_int("max-concurrent", self.max_concurrent)
