@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from poptune.errors import UsageError
 
@@ -28,33 +29,8 @@ TOKEN_SOURCES = (
     "(print the cluster's token on its head node with `ray get-auth-token`)"
 )
 
-# Runs in the child: prints one JSON line, {"result": ..., "detail": ...} (see ProbeAnswer). It
-# uses Ray internals (Ray is pinned); should they move, it answers "ok" and ray.init decides.
-_PROBE = """
-import json, sys
-def answer(result, detail=""):
-    print(json.dumps({"result": result, "detail": detail}), flush=True)
-    sys.exit(0)
-try:
-    from ray.exceptions import AuthenticationError
-    from ray._private.authentication.authentication_token_setup import (
-        ensure_token_if_auth_enabled,
-    )
-    from ray._raylet import GcsClient
-except ImportError as exc:
-    answer("ok", f"cannot probe: {exc}")
-try:
-    ensure_token_if_auth_enabled(None, create_token_if_missing=False)
-except AuthenticationError as exc:
-    answer("no_token", str(exc))
-try:
-    GcsClient(address=sys.argv[1], cluster_id=None)
-except AuthenticationError as exc:
-    answer("rejected", str(exc))
-except Exception as exc:  # a silent port: RpcError "Timed out while waiting for GCS ..."
-    answer("timeout" if "Timed out" in str(exc) else "error", f"{type(exc).__name__}: {exc}")
-answer("ok")
-"""
+# The child program: prints one JSON line, {"result": ..., "detail": ...} (see ProbeAnswer).
+_CHILD = Path(__file__).with_name("_probe_child.py")
 
 
 @dataclass(frozen=True)
@@ -72,7 +48,7 @@ def probe_gcs(address: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeAnswe
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _PROBE, address],
+            [sys.executable, "-P", str(_CHILD), address],
             capture_output=True,
             text=True,
             env=env,
