@@ -32,8 +32,9 @@ def finished_run(ray_cluster, ray_token, tmp_path_factory):
 def test_run_exits_zero_and_prints_the_table(finished_run):
     proc, _ = finished_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for label in ("poptune winner", "seed_mlp", "hgb", "linear", "mean"):
+    for label in ("poptune final model", "poptune winner", "seed_mlp", "hgb", "linear", "mean"):
         assert label in proc.stdout
+    assert "finalists (retrained; the winner is the lowest mean val MSE)" in proc.stdout
     assert "[  5/5]" in proc.stdout  # one progress line per trial
 
 
@@ -68,10 +69,39 @@ def test_best_config_json_reproduces_the_winner(finished_run):
     metrics = json.loads((exp / "analysis" / "metrics.json").read_text())
     assert ModelConfig.from_dict(doc).to_dict() == metrics["best_config"]
     assert reproduce["val_mse"] == pytest.approx(metrics["val"]["mse"])
-    assert 1 <= reproduce["epochs"] <= 3
+    # After analysis: the finalists' horizon (the search's max epochs), each seed keeping its
+    # best validation epoch, with the seeds the winner was chosen with.
+    assert reproduce["epochs"] == 3 and reproduce["keep_best_epoch"] is True
+    assert len(reproduce["seeds"]) == 2 and all(1 <= e <= 3 for e in reproduce["best_epochs"])
     assert reproduce["data"]["sha256"] == metrics["data"]["sha256"]
     assert reproduce["data"]["synthetic"] is True
     assert "torch" in reproduce["versions"] and "ray" in reproduce["versions"]
+
+
+def test_finalists_final_model_and_fair_family_table(finished_run):
+    _, exp = finished_run
+    m = json.loads((exp / "analysis" / "metrics.json").read_text())
+    finalists = m["finalists"]
+    assert finalists and m["best_config"] == finalists[0]["config"]
+    means = [f["val_mse_mean"] for f in finalists]
+    assert means == sorted(means)  # chosen by mean validation error over the seeds
+    for f in finalists:
+        lo, hi = f["val_mse_ci95"]
+        assert f["n"] == 2 and lo <= f["val_mse_mean"] <= hi
+    assert m["val"]["mse_retrained"] == pytest.approx(finalists[0]["val_mse_mean"])
+    assert m["test"]["rmse"] == pytest.approx(finalists[0]["test_rmse_mean"])
+    # The final model is the winner's 2-seed ensemble, and it is what the bundle holds: the
+    # scores computed from the averaged seed predictions equal the bundled model's.
+    final = m["final"]
+    assert final["members"] == 2 and "seed ensemble" in final["what"]
+    assert final["rmse"] == pytest.approx(m["model"]["test_rmse"], rel=1e-5)
+    assert final["mae"] == pytest.approx(m["model"]["test_mae"], rel=1e-5)
+    bundle = json.loads((exp / "analysis" / "model" / "bundle.json").read_text())
+    assert bundle["members"] == 2
+    # Fair family table: every family retrained for the same horizon, whatever ASHA did.
+    assert {row["epochs"] for row in m["families"].values()} == {3}
+    report = (exp / "analysis" / "report.md").read_text()
+    assert "## Finalists" in report and "**winner**" in report
 
 
 def test_first_trial_is_the_reference_model(finished_run):

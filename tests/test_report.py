@@ -15,6 +15,7 @@ from poptune.analysis import plots
 from poptune.analysis.bands import BANDS, band_errors
 from poptune.analysis.ensemble import ensemble, top_distinct
 from poptune.analysis.families import family_table
+from poptune.analysis.finalists import finalists
 from poptune.analysis.html import markdown_to_html
 from poptune.analysis.importance import MIN_TRIALS, family_importances
 from poptune.analysis.pool import RetrainPool, seed_rmses
@@ -55,7 +56,7 @@ def results() -> SearchResults:
 
 @pytest.fixture(scope="module")
 def pool(small_prepared) -> RetrainPool:
-    return RetrainPool(small_prepared, seeds=2, base_seed=0, log=lambda _: None)
+    return RetrainPool(small_prepared, epochs=3, seeds=2, base_seed=0, log=lambda _: None)
 
 
 def _is_png(data: bytes) -> tuple[int, int]:
@@ -69,14 +70,42 @@ def _is_png(data: bytes) -> tuple[int, int]:
 
 def test_family_table_has_each_family_once_best_first(results, pool):
     rows = family_table(results, pool)
-    assert [r.family for r in rows] == ["MLP1Layer", "MLP2Layer", "MLP2LayerBatchNorm"]
-    assert rows[0].trials == 3 and rows[0].best.trial_id == "a"
-    assert rows[0].retrained.epochs == 2  # the best trial's best epoch
-    assert rows[2].retrained.epochs == 1
-    d = rows[0].to_dict()
+    assert sorted(r.family for r in rows) == ["MLP1Layer", "MLP2Layer", "MLP2LayerBatchNorm"]
+    # Ordered by the retrained models' mean validation error, not by one search trial's.
+    means = [r.retrained.val_mse.mean for r in rows]
+    assert means == sorted(means)
+    by_family = {r.family: r for r in rows}
+    assert by_family["MLP1Layer"].trials == 3 and by_family["MLP1Layer"].best.trial_id == "a"
+    # Fair: the BatchNorm trial ASHA stopped after 1 epoch is retrained for the same horizon as
+    # the others, and each seed keeps its best validation epoch.
+    assert {r.retrained.epochs for r in rows} == {3}
+    for r in rows:
+        assert all(1 <= e <= 3 for e in r.retrained.best_epochs)
+        assert r.retrained.val_mse.mean == pytest.approx(
+            np.mean([f.best["val_mse"] for f in r.retrained.fits])
+        )
+    d = by_family["MLP1Layer"].to_dict()
     lo, hi = d["test"]["rmse_ci95"]
     assert lo <= d["test"]["rmse"] <= hi and d["test"]["n_seeds"] == 2
     assert d["config"] == CONFIGS[0].to_dict()
+
+
+def test_finalists_are_the_top_configs_and_family_bests_chosen_by_mean_val(results, pool):
+    rows = finalists(results, 2, pool)
+    by_trial = {f.trial.trial_id: f for f in rows}
+    # Top 2 distinct configs (a, then c: a2 repeats a's config), then the best of each family
+    # not among them (b for MLP2Layer, d for MLP2LayerBatchNorm).
+    assert set(by_trial) == {"a", "c", "b", "d"}
+    assert by_trial["a"].why == by_trial["c"].why == "top-k"
+    assert by_trial["b"].why == by_trial["d"].why == "family best"
+    assert by_trial["a"].rank_in_search == 1 and by_trial["c"].rank_in_search == 2
+    means = [f.retrained.val_mse.mean for f in rows]
+    assert means == sorted(means)  # the winner (first) has the lowest mean validation error
+    d = rows[0].to_dict()
+    assert d["n"] == 2 and d["val_mse_ci95"][0] <= d["val_mse_mean"] <= d["val_mse_ci95"][1]
+    assert d["config"] == rows[0].retrained.config.to_dict()
+    # Retrains are shared: the pool returns the very same object for a finalist's config.
+    assert pool.get(rows[0].retrained.config) is rows[0].retrained
 
 
 def test_top_distinct_skips_a_repeated_config(results):
@@ -94,7 +123,7 @@ def test_ensemble_of_one_is_the_winner_and_k_members_average_seed_by_seed(
 
     three = ensemble(results, 3, pool, small_prepared)
     assert three.k == 3 and three.n_seeds == 2
-    winner = pool.get(CONFIGS[0], 2)
+    winner = pool.get(CONFIGS[0])
     assert three.winner_rmse.mean == pytest.approx(np.mean(seed_rmses(winner, small_prepared)))
     assert three.gain.mean == pytest.approx(three.winner_rmse.mean - three.rmse.mean)
     assert three.beats_winner == (three.rmse.mean < three.winner_rmse.mean)
@@ -186,6 +215,8 @@ def test_importance_per_family_keeps_family_specific_keys():
         "lr",
         "batch_size",
         "weight_decay",
+        "features",
+        "schedule",
     }
     assert max(dropout.importances, key=dropout.importances.get) == "lr"
     assert sum(dropout.importances.values()) == pytest.approx(1.0)
