@@ -176,3 +176,28 @@ def test_clock_splits_a_workers_time_into_gaps():
     idle = clock.idle_breakdown(wall_s=10.0, slots=2)
     assert idle["tail_and_other"] == pytest.approx(20 - 8 - 8 - 0.5 - 1.0)
     assert clock.epochs_per_trial() == {"a": 2, "b": 1, "c": 1}
+
+
+def test_a_time_budget_caps_the_predicted_wall_and_trials():
+    from poptune.search.estimate import Calibration, predict
+
+    model = EpochCostModel(step_coef=(2e-4, 3e-4, 2.5e-4, 4e-4, 2e-9, 8e-9, 1.5e-10),
+                           val_coef=(1e-3, 2e-11))  # fmt: skip
+    calibration = Calibration(costs=SlotCosts(), speed=1.0, ray_start=3.0, slots=2)
+    rows = {"train_rows": 20_000, "val_rows": 2_500}
+    unbounded = predict(SearchSettings(num_samples=400, max_epochs=10), model, calibration, **rows)
+    budget = unbounded.wall_s / 4
+    capped = predict(
+        SearchSettings(num_samples=400, max_epochs=10, time_budget=budget),
+        model,
+        calibration,
+        **rows,
+    )
+    per_trial = unbounded.wall_s * 2 / 400
+    assert capped.wall_s == pytest.approx(budget + per_trial / 2, rel=0.15)
+    assert capped.trials == pytest.approx(400 / 4, rel=0.15)
+    # A budget longer than the search changes nothing: num_samples ends it first.
+    loose = predict(
+        SearchSettings(num_samples=40, max_epochs=10, time_budget=1e6), model, calibration, **rows
+    )
+    assert loose.trials == 40 and loose.wall_s < 1e6

@@ -34,6 +34,8 @@ from poptune.search.settings import SearchSettings
 from poptune.trainables.config import REFERENCE, ModelConfig
 
 SPACE_SAMPLES = 4000
+# With --time-budget, the schedule of this many trials gives the mean cost of one.
+BUDGET_SIMULATED_TRIALS = 200
 CALIBRATION_EPOCHS = 3
 CALIBRATION_ROWS = 40_960  # training rows a calibration trial sees: short epochs, real steps
 MAX_CALIBRATION_SLOTS = 4
@@ -84,9 +86,12 @@ def predict(
         for c in sample_space(SPACE_SAMPLES, settings.seed)
     ]
     first = model.epoch_s(REFERENCE, train_rows, val_rows) * calibration.speed
-    slots = max(1, min(calibration.slots, settings.num_samples))
+    simulated_trials = settings.num_samples
+    if settings.time_budget is not None:
+        simulated_trials = min(simulated_trials, BUDGET_SIMULATED_TRIALS)
+    slots = max(1, min(calibration.slots, simulated_trials))
     simulated = simulate_search(
-        settings.num_samples,
+        simulated_trials,
         slots=slots,
         max_epochs=settings.max_epochs,
         scheduler=settings.scheduler,
@@ -96,10 +101,19 @@ def predict(
         costs=calibration.costs,
         seed=settings.seed,
     )
+    wall_s, trials = simulated.wall_s, settings.num_samples
+    if settings.time_budget is not None:
+        # Slots keep starting trials until the budget is spent, then the running ones finish:
+        # on average half a trial more (a trial in flight is, on average, half done).
+        per_trial = simulated.wall_s * slots / simulated_trials
+        budgeted_wall = settings.time_budget + per_trial / 2
+        budgeted_trials = math.ceil(settings.time_budget * slots / per_trial)
+        if budgeted_trials < settings.num_samples:
+            wall_s, trials = budgeted_wall, budgeted_trials
     return Estimate(
-        wall_s=simulated.wall_s,
+        wall_s=wall_s,
         ray_start_s=calibration.ray_start,
-        trials=settings.num_samples,
+        trials=trials,
         trial_epochs=simulated.trial_epochs,
         mean_epoch_s=simulated.busy_s / simulated.trial_epochs,
         slots=slots,
