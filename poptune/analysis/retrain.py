@@ -124,7 +124,8 @@ def _fit_all(
         return [_fit_one(config, data, epochs, seed) for config, seed in jobs]
     from joblib import Parallel, delayed  # scikit-learn's own dependency
 
-    parallel = Parallel(n_jobs=min(workers, len(jobs)))
+    # max_nbytes=None: each worker gets its own writable copy (no read-only memmap for torch).
+    parallel = Parallel(n_jobs=min(workers, len(jobs)), max_nbytes=None)
     return parallel(delayed(_fit_one)(config, data, epochs, seed) for config, seed in jobs)
 
 
