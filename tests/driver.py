@@ -17,24 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.raycluster import kill_pids, process_tree
+from tests.raycluster import Pid, kill_pids, process_tree
 
 POPTUNE = [sys.executable, "-m", "poptune"]
 
-descendants = process_tree  # every live process below a pid
+descendants = process_tree  # every live process below a pid, each with its start time
 
 
-def alive(pids: list[int]) -> list[int]:
-    """The pids among ``pids`` still running (zombies count as gone)."""
-    running = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.append(pid)
-    return running
+def alive(pids: list[int]) -> list[Pid]:
+    """Those of ``pids`` still running (zombies count as gone). A :class:`Pid` from
+    ``descendants`` stays gone once its process has exited, whoever gets its number next."""
+    return [pid for pid in map(Pid.of, pids) if pid.running()]
 
 
 @dataclass
