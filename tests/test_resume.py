@@ -21,7 +21,7 @@ from poptune.trainables.config import REFERENCE
 from tests.driver import alive, descendants, start_driver
 from tests.raycluster import kill_pids
 
-pytestmark = [pytest.mark.ray, pytest.mark.flaky(reruns=1)]
+pytestmark = pytest.mark.ray
 
 # A killed driver's local Ray: gcs_server, raylet and workers go at once; Ray's two agents
 # first report the raylet's death to the (dead) GCS with a fixed 60 s timeout, then exit.
@@ -30,16 +30,22 @@ pytestmark = [pytest.mark.ray, pytest.mark.flaky(reruns=1)]
 RAY_CORE_GONE_WITHIN_S = 60
 RAY_AGENTS_GONE_WITHIN_S = 90
 AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
-LOCAL = {"RAY_ADDRESS": ""}
+# Trials long enough that the kill lands mid-search, with trials running: once three have
+# finished, the other five still need about 8 s on the 2 slots (measured on an idle 2-core
+# machine), against the tenths of a second this test takes to react. (With 3,000 rows × 6
+# epochs they needed 0.5 s: a kill a little late found the search finished.)
+ROWS, EPOCHS = "60000", "12"
 
 
-def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path):
+def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path, ray_token):
     samples = 8
     runs = tmp_path / "runs"
     exp_dir = runs / "crash"
+    # The session's private token: the local Ray neither reads nor writes ~/.ray/auth_token.
+    local = {"RAY_ADDRESS": "", "RAY_AUTH_TOKEN_PATH": str(ray_token)}
     driver = start_driver(
-        "search", "--synthetic-rows", "3000", "--num-samples", samples, "--max-epochs", "6",
-        "--scheduler", "fifo", "--storage", runs, "--name", "crash", env=LOCAL, cwd=tmp_path,
+        "search", "--synthetic-rows", ROWS, "--num-samples", samples, "--max-epochs", EPOCHS,
+        "--scheduler", "fifo", "--storage", runs, "--name", "crash", env=local, cwd=tmp_path,
     )  # fmt: skip
     local_ray: list[int] = []
     try:
@@ -61,7 +67,7 @@ def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path):
         shutil.copytree(done, exp_dir / "MLP1Layer_0rphan00")
 
         started = time.monotonic()
-        r = cli("search", "--storage", runs, "--name", "crash", "--resume", env=LOCAL)
+        r = cli("search", "--storage", runs, "--name", "crash", "--resume", env=local)
         resume_s = time.monotonic() - started
         assert r.code == 0, r.err[-4000:]
         assert "resuming" in r.out
