@@ -22,9 +22,9 @@ EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 # Options of `search` (and `run`) that map onto SearchSettings fields of the same name.
 _SEARCH_KEYS = (
-    "num_samples", "max_epochs", "scheduler", "sampler", "grace_period", "max_concurrent", "cpus_per_trial",
-    "gpus_per_trial", "address", "storage", "name", "seed", "dedupe", "max_failures",
-    "study_storage", "resume", "retry_errored", "force", "time_budget",
+    "num_samples", "max_epochs", "scheduler", "sampler", "grace_period", "max_concurrent",
+    "cpus_per_trial", "gpus_per_trial", "address", "storage", "name", "seed", "dedupe",
+    "max_failures", "study_storage", "resume", "retry_errored", "force", "time_budget",
 )  # fmt: skip
 _ANALYZE_KEYS = ("seeds", "finalists", "ensemble", "out")
 
