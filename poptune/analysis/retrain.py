@@ -60,11 +60,6 @@ class Retrained:
     ensemble_val_mse: float
 
     @property
-    def best_fit(self) -> FitResult:
-        """The single seed with the lowest validation error."""
-        return min(self.fits, key=lambda f: f.best["val_mse"])
-
-    @property
     def best_epochs(self) -> tuple[int, ...]:
         return tuple(f.best_epoch for f in self.fits)
 
@@ -77,20 +72,6 @@ def seed_list(seeds: int, base_seed: int) -> tuple[int, ...]:
     return tuple(base_seed + 1000 * (i + 1) for i in range(seeds))
 
 
-def retrain(
-    config: ModelConfig,
-    prepared: Prepared,
-    *,
-    epochs: int,
-    seeds: int,
-    base_seed: int,
-    workers: int = 1,
-) -> Retrained:
-    """Train ``config`` with ``seeds`` seeds (up to ``epochs`` each); score them."""
-    return retrain_many([config], prepared, epochs=epochs, seeds=seeds, base_seed=base_seed,
-                        workers=workers)[0]  # fmt: skip
-
-
 def retrain_many(
     configs: Sequence[ModelConfig],
     prepared: Prepared,
@@ -100,8 +81,8 @@ def retrain_many(
     base_seed: int,
     workers: int | None = None,
 ) -> list[Retrained]:
-    """`retrain` for several configs, their seeds' fits spread over ``workers`` processes
-    (default: one per core)."""
+    """Train each config with ``seeds`` seeds (up to ``epochs`` each) and score them; the fits
+    of all configs are spread over ``workers`` processes (default: one per core)."""
     seed_values = seed_list(seeds, base_seed)
     jobs = [(config, seed) for config in configs for seed in seed_values]
     fits = _fit_all(jobs, TrainingData.of(prepared), epochs, workers or os.cpu_count() or 1)
