@@ -7,6 +7,7 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
     growth    epoch time at 10× the rows
     quality   test RMSE of the search's winner vs plain Optuna, seed_mlp and HGB at equal wall
               time, built-in data at the real difficulty, two sizes, 3 seeds (about 35 minutes)
+    ablation  each lever of the search (recipe, family starts, finalists) removed in turn
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
 shared, and seconds from different runs do not compare. `make bench` runs them all (about 40
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from benchmarks._common import Figure, load_average, machine
 
-BENCHMARKS = ("train", "search", "estimate", "growth", "quality")
+BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -87,8 +87,17 @@ class Outcome:
 
 
 def poptune_search(
-    prepared: Prepared, rows: int, seed: int, budget: float, sampler: str, target: float
+    prepared: Prepared,
+    rows: int,
+    seed: int,
+    budget: float,
+    sampler: str,
+    target: float,
+    *,
+    finalists_k: int | None = 3,
 ) -> Outcome:
+    """A budgeted search and its finalists step (``finalists_k`` None: the search's best trial
+    alone, retrained with the same seeds: what analysis did before finalists)."""
     with tempfile.TemporaryDirectory(prefix="poptune-quality-") as tmp:
         settings = SearchSettings(
             data=DataSource(synthetic_rows=rows, synthetic_difficulty="real"),
@@ -109,9 +118,11 @@ def poptune_search(
         pool = RetrainPool(
             prepared, epochs=MAX_EPOCHS, seeds=RETRAIN_SEEDS, base_seed=seed, log=lambda _: None
         )
-        rows_ = finalists(results, 3, pool)
+        if finalists_k is None:
+            winner = pool.get(results.best().config)
+        else:
+            winner = finalists(results, finalists_k, pool)[0].retrained
         wall = time.perf_counter() - started
-    winner = rows_[0].retrained
     reached = [
         h["ended_at"] - started_at
         for t in results.trials
