@@ -2,6 +2,12 @@
 
 Head and worker have 1 CPU each, so two trials run at once, one per node. The head is told to
 declare a silent node dead after ~3 s instead of Ray's ~15 s, only to keep the test short.
+
+The searches say `--max-concurrent 2`, the cluster's two slots, so that Tune asks for both
+trials' workers at once. Without it (on a cluster given by --address) Tune starts one trial at a
+time, and with reused workers a trial that ends before the next node's worker is up (5.5 s for
+a fresh worker here, against 9 s for the longest trial) hands that worker's trial its own: then
+every trial can run on the head.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from poptune.analysis.results import read_results
 from tests.driver import start_driver
 from tests.raycluster import LocalCluster, WorkerNode, kill_pids, start_head
 
-pytestmark = [pytest.mark.ray, pytest.mark.flaky(reruns=1)]
+pytestmark = pytest.mark.ray
 
 FAST_NODE_DEATH = {
     "RAY_health_check_period_ms": "1000",
@@ -50,12 +56,13 @@ def driver_env(ray_token: Path) -> dict[str, str]:
 
 
 def test_trials_spread_over_both_nodes(cli, head, worker, ray_token, tmp_path):
-    # Trials long enough that the first is still running when the second node's trial actor
-    # has started; shorter ones all run one after another in the first (reused) actor.
+    # Trials long enough that the first is still running when the other node's worker is up
+    # (both are asked for at once); a trial that ends first hands its worker the next trial.
     r = cli(
         "search", "--address", head.address, "--synthetic-rows", "100000", "--num-samples", "4",
-        "--max-epochs", "8", "--scheduler", "fifo", "--storage", tmp_path / "runs",
-        "--name", "spread", env=driver_env(ray_token), timeout=300,
+        "--max-epochs", "8", "--max-concurrent", "2", "--scheduler", "fifo",
+        "--storage", tmp_path / "runs", "--name", "spread", env=driver_env(ray_token),
+        timeout=300,
     )  # fmt: skip
     assert r.code == 0, r.err[-3000:]
     # All nodes share this machine's disk, so a local --storage is right and is not warned about.
@@ -67,18 +74,28 @@ def test_trials_spread_over_both_nodes(cli, head, worker, ray_token, tmp_path):
     assert len(nodes) == 2, f"trials ran on {nodes}, expected the head and the worker"
 
 
+# A trial caught on the worker must still have this long to run by its own epoch times, so that
+# the kill lands before it ends (the test reacts in tenths of a second).
+KILL_MARGIN_S = 4.0
+
+
 def _worker_trial_mid_run(exp_dir: Path, node_id: str, max_epochs: int) -> str | None:
-    """The trial folder of a trial on ``node_id`` that has checkpointed and has epochs to go."""
+    """The trial folder of a trial on ``node_id`` that has checkpointed and has, at the pace of
+    its last epoch, at least KILL_MARGIN_S of epochs to go. Not before its second epoch: the
+    first one's time includes the trial's start-up."""
     for result_file in exp_dir.glob("*/result.json"):
-        epochs = []
+        rows = []
         for line in result_file.read_text().splitlines():
             try:
-                row = json.loads(line)
+                rows.append(json.loads(line))
             except ValueError:
                 continue  # a line being written right now
-            if row.get("node_id") == node_id:
-                epochs.append(int(row["epoch"]))
-        if epochs and 1 <= max(epochs) <= max_epochs - 4:
+        rows = [row for row in rows if row.get("node_id") == node_id]
+        if not rows:
+            continue
+        last = max(rows, key=lambda row: int(row["epoch"]))
+        to_go = (max_epochs - int(last["epoch"])) * float(last["time_this_iter_s"])
+        if int(last["epoch"]) >= 2 and to_go >= KILL_MARGIN_S:
             return result_file.parent.name
     return None
 
@@ -88,8 +105,8 @@ def test_lost_worker_node_trials_resume_from_their_checkpoints(head, worker, ray
     exp_dir = tmp_path / "runs" / "lost"
     driver = start_driver(
         "search", "--address", head.address, "--synthetic-rows", "100000",
-        "--num-samples", samples, "--max-epochs", epochs, "--scheduler", "fifo",
-        "--storage", tmp_path / "runs", "--name", "lost",
+        "--num-samples", samples, "--max-epochs", epochs, "--max-concurrent", "2",
+        "--scheduler", "fifo", "--storage", tmp_path / "runs", "--name", "lost",
         env=driver_env(ray_token), cwd=tmp_path,
     )  # fmt: skip
     try:
