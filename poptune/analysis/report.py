@@ -123,7 +123,7 @@ def markdown_report(metrics: dict[str, Any]) -> str:
         f"{search['errored']} errored, {search.get('unfinished', 0)} unfinished) in "
         f"{search['wall_s']:.0f} s"
         + (f" (time budget {search['time_budget_s']:.0f} s)" if search.get("time_budget_s") else "")
-        + f". Best validation MSE {metrics['val']['mse']:.3f}.",
+        + f". The winner's validation MSE in the search: {metrics['val']['mse']:.3f}.",
         "",
         "## Winner",
         "",
