@@ -17,19 +17,23 @@ from poptune.spaces import define_space
 MAX_EPOCHS = 4
 
 
-@pytest.fixture
-def searcher(tmp_path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
-    search = PoptuneOptunaSearch(
+def _new_searcher(url: str) -> PoptuneOptunaSearch:
+    """The searcher as the runner builds it, on the study at ``url``."""
+    return PoptuneOptunaSearch(
         space=define_space,
         metric=METRIC,
         mode=MODE,
         sampler=optuna.samplers.RandomSampler(seed=0),
-        storage=storage,
+        storage=optuna.storages.RDBStorage(url),
         study_name="s",
         max_epochs=MAX_EPOCHS,
     )
-    return search, f"sqlite:///{tmp_path / 'study.db'}"
+
+
+@pytest.fixture
+def searcher(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    return _new_searcher(url), url
 
 
 def _drive(search: PoptuneOptunaSearch, trial_id: str, curve: list[float], **complete) -> None:
@@ -81,3 +85,43 @@ def test_a_repeated_final_result_is_not_reported_twice(searcher):
     trial = optuna.load_study(study_name="s", storage=url).get_trials()[0]
     assert trial.intermediate_values == {1: 90.0, 2: 80.0}
     assert trial.value == 80.0
+
+
+def test_restore_after_a_kill_does_not_tell_the_study_twice(searcher, tmp_path):
+    """A driver told the study a trial's outcome, then was killed before Tune saved its state:
+    `--resume` restores the searcher from the older save, and Tune runs that trial again."""
+    search, url = searcher
+    _drive(search, "done", [300.0, 200.0, 190.0, 180.0])  # finished before the save
+    for trial_id in ("told", "running"):
+        assert search.suggest(trial_id) is not None
+        search.on_trial_result(trial_id, {METRIC: 250.0, "training_iteration": 1})
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))  # Tune's last save: "told" and "running" are in progress
+    search.on_trial_result("told", {METRIC: 150.0, "training_iteration": 2})
+    search.on_trial_result("told", {METRIC: 145.0, "training_iteration": 3})
+    search.on_trial_complete("told", result={METRIC: 140.0, "training_iteration": 4})
+    told = optuna.load_study(study_name="s", storage=url).get_trials()[1]
+    assert told.state == TrialState.COMPLETE and told.value == 140.0
+    del search  # killed: nothing more is saved
+
+    resumed = _new_searcher(url)
+    resumed.restore(str(saved))
+    # Tune runs "told" again from its checkpoint, and "running" on to its end.
+    for trial_id, curve in (("told", [170.0, 165.0, 160.0]), ("running", [240.0, 230.0, 220.0])):
+        for epoch, value in enumerate(curve[:-1], start=2):
+            resumed.on_trial_result(trial_id, {METRIC: value, "training_iteration": epoch})
+        final = {METRIC: curve[-1], "training_iteration": 1 + len(curve)}
+        resumed.on_trial_complete(trial_id, result=final)  # no "already finished" from Optuna
+    _drive(resumed, "after", [210.0, 205.0, 200.0, 199.0])  # and the search goes on
+
+    trials = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    done, told, running, after = trials
+    assert done.value == 180.0
+    # "told" keeps the outcome it was told first; the rerun's epochs are not added to it.
+    assert told.value == 140.0
+    assert told.intermediate_values == {1: 250.0, 2: 150.0, 3: 145.0, 4: 140.0}
+    # "running" carries on from the saved state: its epoch 1 from before the kill, the rest after.
+    assert running.value == 220.0
+    assert running.intermediate_values == {1: 250.0, 2: 240.0, 3: 230.0, 4: 220.0}
+    assert after.value == 199.0 and after.number == 3
