@@ -1,5 +1,6 @@
-"""Files that look like what users really have: Kaggle-format CSVs carrying every quirk of
-DESIGN.md §3, written byte by byte so that the tests read them the way poptune reads a download.
+"""Files that look like what users really have: Kaggle-format CSVs carrying the quirks that
+:func:`poptune.data.load_tracks` handles (its docstring lists them), written byte by byte so that
+the tests read them the way poptune reads a download.
 
 Each writer returns what is in the file *by construction* (how many blank rows, how many mangled
 time signatures, ...), so that tests compare poptune's counts against numbers it did not compute.

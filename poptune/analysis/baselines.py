@@ -16,7 +16,7 @@ BASELINES = ("mean", "linear", "hgb", "seed_mlp")
 def baseline_scores(
     prepared: Prepared, *, seed: int, threads: int | None = None
 ) -> dict[str, dict[str, float]]:
-    """Test RMSE and MAE of each baseline (DESIGN.md §2): mean, least squares, HGB, seed_mlp."""
+    """Test RMSE and MAE of each baseline (docs/design.md): mean, least squares, HGB, seed_mlp."""
     x, y = prepared.x_train, prepared.y_train
     preds = {
         "mean": np.full(len(prepared.y_test), float(np.mean(y))),

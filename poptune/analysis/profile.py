@@ -16,8 +16,8 @@ from poptune.data import FEATURES, Prepared
 from poptune.metric import clip_popularity
 from poptune.trainables import TargetScale, predict
 
-# Long-tailed or zero-heavy features (DESIGN.md §3): their histograms explain why the scaler is
-# robust and why a tree and a network may treat them differently.
+# Long-tailed or zero-heavy features of the Kaggle file: their histograms explain why the scaler
+# is robust and why a tree and a network may treat them differently.
 SKEWED = ("instrumentalness", "speechiness", "liveness", "duration_ms")
 PD_GRID = 25
 PD_ROWS = 2000  # rows averaged per grid point: plenty for a smooth mean, cheap to predict

@@ -51,7 +51,14 @@ class LoadReport:
 
 
 def load_tracks(path: str | Path, *, require_target: bool = True) -> pd.DataFrame:
-    """Read and validate a tracks CSV (plain or ``.gz``); see DESIGN.md §3 for the quirks handled.
+    """Read and validate a tracks CSV (plain or ``.gz``), as real copies of the Kaggle file come.
+
+    Handled: gzip whatever the file's name, a UTF-8 byte-order mark before ``genre`` (and a
+    stray Latin-1 byte in a name), ``7.25E-06``-style numbers, quoted names with commas and
+    doubled quotes, semicolon (decimal-comma), tab or pipe delimiters, ``time_signature``
+    mangled by spreadsheets into ``4-Apr`` (fixed back to ``4/4``), and a truncated last line.
+    Dropped and counted: malformed lines, blank or non-numeric values, ``inf``, values outside
+    a column's range, exact duplicate rows.
 
     Returns a frame with the file's columns, numeric features and target as float64, and the
     :class:`LoadReport` in ``frame.attrs["load_report"]``. Raises :class:`DataError` for a file
