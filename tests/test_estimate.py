@@ -12,7 +12,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 
 from poptune.search.clock import EpochTiming, SearchClock
 from poptune.search.epoch_cost import EpochCostModel, sample_space, step_features
-from poptune.search.estimate import slots
+from poptune.search.estimate import trial_slots
 from poptune.search.schedule import (
     SlotCosts,
     asha_milestones,
@@ -127,7 +127,7 @@ def test_asha_under_concurrency_stops_trials_and_shortens_the_search():
     ],
 )
 def test_slots_are_what_the_cluster_fits(cpus, gpus, options, expected):
-    assert slots(SearchSettings(**options), cpus, gpus) == expected
+    assert trial_slots(SearchSettings(**options), cpus, gpus) == expected
 
 
 def test_cost_model_recovers_the_costs_it_was_made_from():
@@ -179,15 +179,17 @@ def test_clock_splits_a_workers_time_into_gaps():
 
 
 def test_a_time_budget_caps_the_predicted_wall_and_trials():
-    from poptune.search.estimate import Calibration, predict
+    from poptune.search.estimate import Calibration, predict_search
 
     model = EpochCostModel(step_coef=(2e-4, 3e-4, 2.5e-4, 4e-4, 2e-9, 8e-9, 1.5e-10),
                            val_coef=(1e-3, 2e-11))  # fmt: skip
     calibration = Calibration(costs=SlotCosts(), speed=1.0, ray_start=3.0, slots=2)
     rows = {"train_rows": 20_000, "val_rows": 2_500}
-    unbounded = predict(SearchSettings(num_samples=400, max_epochs=10), model, calibration, **rows)
+    unbounded = predict_search(
+        SearchSettings(num_samples=400, max_epochs=10), model, calibration, **rows
+    )
     budget = unbounded.wall_s / 4
-    capped = predict(
+    capped = predict_search(
         SearchSettings(num_samples=400, max_epochs=10, time_budget=budget),
         model,
         calibration,
@@ -197,7 +199,7 @@ def test_a_time_budget_caps_the_predicted_wall_and_trials():
     assert capped.wall_s == pytest.approx(budget + per_trial / 2, rel=0.15)
     assert capped.trials == pytest.approx(400 / 4, rel=0.15)
     # A budget longer than the search changes nothing: num_samples ends it first.
-    loose = predict(
+    loose = predict_search(
         SearchSettings(num_samples=40, max_epochs=10, time_budget=1e6), model, calibration, **rows
     )
     assert loose.trials == 40 and loose.wall_s < 1e6

@@ -72,7 +72,7 @@ class Estimate:
         )
 
 
-def predict(
+def predict_search(
     settings: SearchSettings,
     model: EpochCostModel,
     calibration: Calibration,
@@ -122,13 +122,13 @@ def predict(
     )
 
 
-def slots(settings: SearchSettings, cpus: float, gpus: float) -> int:
+def trial_slots(settings: SearchSettings, cpus: float, gpus: float) -> int:
     """Trials that run at once on a cluster of ``cpus`` and ``gpus``."""
-    fit = cpus / settings.cpus_per_trial
+    at_once = cpus / settings.cpus_per_trial
     if settings.gpus_per_trial > 0:
-        fit = min(fit, gpus / settings.gpus_per_trial)
-    fit = min(fit, settings.max_concurrent or math.inf, settings.num_samples)
-    return max(1, math.floor(fit))
+        at_once = min(at_once, gpus / settings.gpus_per_trial)
+    at_once = min(at_once, settings.max_concurrent or math.inf, settings.num_samples)
+    return max(1, math.floor(at_once))
 
 
 def calibrate_on_cluster(
@@ -140,12 +140,12 @@ def calibrate_on_cluster(
 
     # A few slots show the overheads; a local machine may have fewer than that.
     if settings.address or os.environ.get("RAY_ADDRESS"):
-        probe = min(slots(settings, math.inf, math.inf), MAX_CALIBRATION_SLOTS)
+        probe = min(trial_slots(settings, math.inf, math.inf), MAX_CALIBRATION_SLOTS)
     else:
         import torch
 
         cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
-        probe = min(slots(settings, cpus, gpus), MAX_CALIBRATION_SLOTS)
+        probe = min(trial_slots(settings, cpus, gpus), MAX_CALIBRATION_SLOTS)
     rows = min(CALIBRATION_ROWS, len(prepared.x_train))
     small = dataclasses.replace(
         prepared, x_train=prepared.x_train[:rows], y_train=prepared.y_train[:rows]
@@ -185,7 +185,7 @@ def calibrate_on_cluster(
         ),
         speed=float(np.median(ratios)) if ratios else 1.0,
         ray_start=call_s - outcome.wall_s,
-        slots=slots(settings, clock.cluster_cpus, clock.cluster_gpus),
+        slots=trial_slots(settings, clock.cluster_cpus, clock.cluster_gpus),
     )
 
 
@@ -194,7 +194,7 @@ def estimate_search(settings: SearchSettings, prepared: Prepared) -> Estimate:
     model = calibrate_locally(prepared, threads=max(1, int(settings.cpus_per_trial)))
     calibration = calibrate_on_cluster(settings, prepared, model)
     rows = {"train_rows": len(prepared.x_train), "val_rows": len(prepared.x_val)}
-    return predict(settings, model, calibration, **rows)
+    return predict_search(settings, model, calibration, **rows)
 
 
 def _duration(seconds: float) -> str:
