@@ -11,8 +11,12 @@ implementation: the same elementwise operations run in the same order with the s
 scalars, an elementwise IEEE operation does not depend on where its element sits in a buffer,
 and each parameter keeps the memory alignment a tensor of its own has (tests/test_determinism.py
 checks every family against torch's AdamW and against the plain training loop).
-`AdamW(fused=True)` would be as fast but rounds differently, so a seed would no longer give the
-curve it gave before.
+`AdamW(fused=True)` rounds differently, so a seed would no longer give the curve it gave
+before; and it is slower here. A whole training step (forward, backward, update) of the
+reference model (10→128→64→32→1, dropout 0.2, lr 1e-3, weight decay 0) at batch 64 takes 0.84×
+as long with this class as with `fused=True`: 545 vs 650 µs, medians of 12 interleaved rounds
+of 500 steps each, paired ratio 0.83–0.85 over two runs (1 torch thread, torch 2.13 CPU, a
+shared 2-core Intel Xeon VM, 2026-12-01).
 
 `state_dict()` and `load_state_dict()` speak `torch.optim.AdamW`'s format, so checkpoints move
 freely between the two, without building a `torch.optim` optimizer: the first one a process
