@@ -100,7 +100,11 @@ def finalists_md(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for i, row in enumerate(rows):
         lo, hi = row["val_mse_ci95"]
-        config = ", ".join(f"{k}={v}" for k, v in row["config"].items() if k != "family")
+        config = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row["config"].items()
+            if k != "family"
+        )
         lines.append(
             f"| {'**winner**' if i == 0 else ''} | {row['config']['family']} | {row['why']} | "
             f"{row['rank_in_search']} | {row['search_val_mse']:.2f} | {row['val_mse_mean']:.2f} "
