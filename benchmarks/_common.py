@@ -1,7 +1,7 @@
 """What every benchmark shares: the machine line, the full-size data, and how a figure is shown.
 
 These machines are shared and noisy, so absolute seconds do not compare between runs; every
-figure is a ratio of two things measured side by side in the same run (DESIGN.md §5). The load
+figure is a ratio of two things measured side by side in the same run (docs/design.md). The load
 average before and after each benchmark is recorded to say how busy the machine was.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from poptune.data import Prepared, prepare, synthetic_tracks
 
-# The Kaggle file's size: "full size" everywhere in DESIGN.md and the issue.
+# The Kaggle file's size: "full size" everywhere in the benchmarks.
 FULL_ROWS = 232_725
 SEED = 0
 
