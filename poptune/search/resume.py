@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from poptune import uri
 from poptune.data import DataSource
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json
@@ -61,14 +62,14 @@ def resumed_settings(
 def _search_file(given: SearchSettings) -> dict[str, Any]:
     """The experiment's poptune_search.json, from a local folder or from s3://, gs://."""
     if given.storage_is_local:
-        exp_dir = Path(given.experiment_uri.removeprefix("file://"))
+        exp_dir = uri.local_path(given.experiment_uri)
         if not exp_dir.is_dir():
             raise ExperimentError(
                 f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
             )
         where: str | Path = exp_dir / SEARCH_FILE
     else:
-        where = f"{given.experiment_uri}/{SEARCH_FILE}"
+        where = uri.join(given.experiment_uri, SEARCH_FILE)
     try:
         meta = read_json(where) if isinstance(where, Path) else read_json_uri(where)
     except FileNotFoundError as exc:

@@ -16,15 +16,16 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from poptune import uri
 from poptune.data import Prepared
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import package_versions, read_json, write_json_atomic
 from poptune.layout import SEARCH_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
+from poptune.search import remote
 from poptune.search.autoscale import autoscaled_node_type
 from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
-from poptune.search.remote import read_json_uri, write_json_uri
 from poptune.search.resume import saved_trial_counts
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
@@ -66,6 +67,8 @@ def run_search(
         # replaced (--force): a failed connection must not cost the user their results.
         if exp_dir is not None:
             _replace_experiment_dir(exp_dir, settings)
+        elif settings.force:
+            remote.delete(settings.experiment_uri)
         warning = local_storage_warning(settings, cluster.address, cluster.hosts)
         if warning:
             print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
@@ -110,8 +113,15 @@ def run_search(
     # Counted from the saved state: after an interrupt the returned grid calls stopped trials
     # TERMINATED, and trials never started are in neither.
     saved = saved_trial_counts(settings.experiment_uri)
-    if exp_dir is not None and saved.trials and saved.terminated + saved.errored == saved.trials:
+    finished = saved.trials and saved.terminated + saved.errored == saved.trials
+    if finished and exp_dir is not None:
         prune_checkpoints(exp_dir)
+    elif finished:
+        remote.prune_checkpoints_uri(settings.experiment_uri)
+    if exp_dir is None and settings.study_storage is None:
+        from poptune.search.study_copy import save_remote_study
+
+        save_remote_study(settings.experiment_uri, settings.name)
     # A spent time budget ends a search before num_samples, and that is no interruption: the
     # trials it never started are not owed. Otherwise every trial not finished is unfinished.
     budget_spent = settings.time_budget is not None and wall_s >= settings.time_budget
@@ -227,7 +237,7 @@ def trial_dirname(trial) -> str:
 def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | None:
     url = settings.study_storage
     if url is None and settings.storage_is_local:
-        url = f"sqlite:///{Path(settings.experiment_uri.removeprefix('file://')) / STUDY_FILE}"
+        url = f"sqlite:///{uri.local_path(settings.experiment_uri) / STUDY_FILE}"
     if url is None:
         return None
     try:
@@ -241,18 +251,21 @@ def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | No
 
 def _check_experiment_dir(settings: SearchSettings) -> Path | None:
     """Refuse an experiment that would be overwritten or that --resume cannot find; return the
-    local experiment dir (None for remote storage, where Tuner.restore reports a missing one)."""
-    if not settings.storage_is_local:
-        return None
-    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
-    exists = exp_dir.exists() and any(exp_dir.iterdir())
+    local experiment dir (None for remote storage)."""
+    if settings.storage_is_local:
+        exp_dir: Path | None = uri.local_path(settings.experiment_uri)
+        where = str(exp_dir)
+        exists = exp_dir.exists() and any(exp_dir.iterdir())
+    else:
+        exp_dir, where = None, uri.shown(settings.experiment_uri)
+        exists = remote.holds_files(settings.experiment_uri)
     if settings.resume and not exists:
         raise ExperimentError(
-            f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
+            f"--resume: there is no experiment at {where}; check --storage and --name"
         )
     if exists and not settings.resume and not settings.force:
         raise ExperimentError(
-            f"experiment {exp_dir} already exists; pass --resume to continue it, "
+            f"experiment {where} already exists; pass --resume to continue it, "
             "--force to replace it, or choose another --name"
         )
     return exp_dir
@@ -316,17 +329,17 @@ def _write_search_file(
         "versions": package_versions(),
     }
     if settings.storage_is_local:
-        write_json_atomic(Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE, doc)
-    else:  # s3://, gs://: --resume and a copied-down `poptune analyze` need it there too
-        write_json_uri(f"{settings.experiment_uri}/{SEARCH_FILE}", doc)
+        write_json_atomic(uri.local_path(settings.experiment_uri) / SEARCH_FILE, doc)
+    else:  # s3://, gs://: --resume and `poptune analyze` of the URI need it there too
+        remote.write_json_uri(uri.join(settings.experiment_uri, SEARCH_FILE), doc)
 
 
 def _previous_wall_s(settings: SearchSettings) -> float:
     try:
         if settings.storage_is_local:
-            meta = read_json(Path(settings.experiment_uri.removeprefix("file://")) / SEARCH_FILE)
+            meta = read_json(uri.local_path(settings.experiment_uri) / SEARCH_FILE)
         else:
-            meta = read_json_uri(f"{settings.experiment_uri}/{SEARCH_FILE}")
+            meta = remote.read_json_uri(uri.join(settings.experiment_uri, SEARCH_FILE))
         return float(meta.get("wall_s") or 0.0)
     except (OSError, ValueError):
         return 0.0

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from poptune import uri
 from poptune.data import DEDUPE_CHOICES, DataSource
 from poptune.errors import UsageError
 
@@ -15,6 +16,8 @@ SAMPLERS = ("tpe", "random")
 BUDGET_SAMPLE_CAP = 100_000
 # URI schemes pyarrow's filesystem layer (Ray's storage backend) understands.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
+# Tracking URI schemes MLflow's client understands; a plain path means a local file store.
+MLFLOW_SCHEMES = ("file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class SearchSettings:
     retry_errored: bool = False
     force: bool = False
     time_budget: float | None = None  # seconds; stop starting trials once spent
+    # Log each trial (and the analysis) to this MLflow tracking server or store; a plain path
+    # is made an absolute file: URI, so a later `poptune analyze` elsewhere finds the same store.
+    mlflow_tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         _positive_int("num-samples", self.num_samples)
@@ -85,6 +91,8 @@ class SearchSettings:
                 f"--storage scheme {scheme!r} is not supported; use a local path or one of "
                 + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
             )
+        if self.mlflow_tracking_uri is not None:
+            object.__setattr__(self, "mlflow_tracking_uri", _mlflow_uri(self.mlflow_tracking_uri))
 
     @property
     def storage_is_local(self) -> bool:
@@ -99,7 +107,8 @@ class SearchSettings:
 
     @property
     def experiment_uri(self) -> str:
-        return f"{self.storage_uri.rstrip('/')}/{self.name}"
+        """``<storage>/<name>``, the name inserted before a URI's query string, if any."""
+        return uri.join(self.storage_uri, self.name)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +127,25 @@ def parse_duration(text: str) -> float:
             f"expected a duration such as 90, 90s, 10m or 2h, but got {text!r}"
         ) from None
     return seconds
+
+
+def _mlflow_uri(value: object) -> str:
+    """A tracking URI MLflow can open: a known scheme, or a local folder as a file: URI."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise UsageError(
+            f"--mlflow-tracking-uri must be a folder or a URI such as http://HOST:5000 or "
+            f"sqlite:///mlflow.db, but got {value!r}"
+        )
+    scheme = text.split(":", 1)[0].lower() if ":" in text else None
+    if scheme in MLFLOW_SCHEMES:
+        return text
+    if scheme is not None and "://" in text:
+        raise UsageError(
+            f"--mlflow-tracking-uri scheme {scheme!r} is not supported; use a local folder or "
+            "one of " + ", ".join(f"{s}:" for s in MLFLOW_SCHEMES)
+        )
+    return Path(text).expanduser().resolve().as_uri()
 
 
 def _positive_int(option: str, value: object) -> None:

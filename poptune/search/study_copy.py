@@ -1,0 +1,59 @@
+"""The Optuna study of a search on remote storage, saved into the experiment as optuna_study.db.
+
+A local experiment keeps its study in SQLite inside the experiment folder while the search runs.
+SQLite cannot live in a bucket (it needs file locks and in-place writes), so with s3:// or
+gs:// storage and no --study-storage the searcher keeps the study in memory, and Tune saves it
+with the searcher's state (``searcher-state-*.pkl``) in the experiment: that is what --resume
+restores. When the search ends, this module copies that study into a SQLite file and uploads it
+as the experiment's optuna_study.db, so the analysis (hyperparameter importance) and
+optuna-dashboard find it where they find a local search's study.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+
+import optuna
+import pyarrow.fs
+
+from poptune import uri
+from poptune.layout import STUDY_FILE
+from poptune.search.remote import filesystem, upload
+
+SEARCHER_STATE_PREFIX = "searcher-state-"  # Tune's name for a saved searcher
+
+
+def save_remote_study(experiment: str, study_name: str) -> int:
+    """Upload the study saved with the searcher at ``experiment`` as its optuna_study.db;
+    return the number of trials it holds (0, and nothing written, if no searcher was saved)."""
+    study = _saved_study(experiment)
+    if study is None:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="poptune-study-") as tmp:
+        path = Path(tmp) / STUDY_FILE
+        copy = optuna.create_study(
+            storage=f"sqlite:///{path}", study_name=study_name, directions=study.directions
+        )
+        # Finished trials only: a trial still running has no outcome to record yet.
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        copy.add_trials(trials)
+        upload(path, uri.join(experiment, STUDY_FILE))
+    return len(trials)
+
+
+def _saved_study(experiment: str) -> optuna.Study | None:
+    fs, root = filesystem(experiment)
+    states = sorted(
+        (info for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+         if info.base_name.startswith(SEARCHER_STATE_PREFIX)),
+        key=lambda info: info.mtime or 0,
+    )  # fmt: skip
+    if not states:
+        return None
+    # Our own searcher's state, written by this search (a resumed search unpickles it anyway).
+    with fs.open_input_stream(states[-1].path) as stream:
+        state = pickle.loads(stream.read())
+    study = state.get("_ot_study") if isinstance(state, dict) else None
+    return study if isinstance(study, optuna.Study) else None
