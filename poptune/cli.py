@@ -8,15 +8,13 @@ internal error (traceback with --debug); 3 the search finished but some trials e
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from poptune.errors import UsageError
+from poptune.errors import SearchInterrupted, UsageError
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
@@ -25,6 +23,7 @@ _SEARCH_KEYS = (
     "num_samples", "max_epochs", "scheduler", "sampler", "grace_period", "max_concurrent",
     "cpus_per_trial", "gpus_per_trial", "address", "storage", "name", "seed", "dedupe",
     "max_failures", "study_storage", "resume", "retry_errored", "force", "time_budget",
+    "mlflow_tracking_uri",
 )  # fmt: skip
 _ANALYZE_KEYS = ("seeds", "finalists", "ensemble", "out")
 
@@ -68,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(estimate)
 
     analyze = sub.add_parser("analyze", help="retrain the best trial, score it and the baselines")
-    analyze.add_argument("exp_dir", metavar="EXP_DIR", help="experiment dir: <storage>/<name>")
+    analyze.add_argument(
+        "exp_dir",
+        metavar="EXP_DIR",
+        help="the experiment: <storage>/<name>, a folder or an s3://, gs:// URI",
+    )
     analyze.add_argument(
         "--data",
         metavar="PATH",
@@ -78,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze_options(analyze)
 
     export = sub.add_parser("export", help="write the best config as JSON or YAML")
-    export.add_argument("exp_dir", metavar="EXP_DIR")
+    export.add_argument(
+        "exp_dir", metavar="EXP_DIR", help="<storage>/<name>, a folder or an s3://, gs:// URI"
+    )
     export.add_argument(
         "--out",
         metavar="FILE",
@@ -214,6 +219,12 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         "--study-storage",
         metavar="URL",
         help="SQLAlchemy URL of the Optuna study (default: SQLite in the experiment)",
+    )
+    g.add_argument(
+        "--mlflow-tracking-uri",
+        metavar="URI",
+        help="also log every trial and the analysis to MLflow there: a folder, file:, sqlite:, "
+        "http(s): URI (needs pip install 'poptune[mlflow]')",
     )
     g.add_argument("--resume", action="store_true", help="continue the experiment --name")
     g.add_argument(
@@ -361,107 +372,36 @@ def analyze_settings(values: dict[str, Any]):
 # ----------------------------------------------------------------------------- commands
 
 
-def preflight(settings: Any) -> None:
-    """Refuse what cannot run before any slow work: no data loaded, no Ray started.
-
-    Gross mistakes only; the exact checks against the cluster Ray reports still run in
-    `run_search`. Each check here can only refuse what that later check would refuse too.
-    """
-    address = settings.address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        from poptune.search.cluster import _check_reachable
-
-        _check_reachable(address)  # a closed port: one line now, not after loading the data
-        return
-    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota).
-    cpus = os.cpu_count() or 1
-    slots = int(cpus // settings.cpus_per_trial)
-    if settings.cpus_per_trial > cpus:
-        raise UsageError(
-            f"--cpus-per-trial {settings.cpus_per_trial:g}: this machine has only {cpus} CPU(s); "
-            f"use at most {cpus}, or join a bigger cluster with --address"
-        )
-    if settings.max_concurrent and settings.max_concurrent > slots:
-        raise UsageError(
-            f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
-            f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
-        )
-    if settings.gpus_per_trial > 0:
-        import torch
-
-        gpus = torch.cuda.device_count()  # what a trial can use, whatever Ray would detect
-        if settings.gpus_per_trial > gpus:
-            raise UsageError(
-                f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {gpus} GPU(s) "
-                "that torch can use, so no trial could ever start; drop the option, or join a "
-                "cluster with GPU nodes with --address"
-            )
+def cmd_search(values: dict[str, Any]) -> int:
+    return _search(values)[0]
 
 
-def cmd_search(values: dict[str, Any]) -> tuple[int, Any]:
-    # Settings, then data, then the heavy imports (torch, Ray, the analysis stack): a bad option
-    # or a bad file is answered in a second or two, not after everything has loaded.
-    from poptune.data import load_source, prepare
-    from poptune.search.resume import resumed_settings
+def _search(values: dict[str, Any]) -> tuple[int, Any]:
+    """The search of `search` and `run`: its exit code and experiment (None if interrupted)."""
+    from poptune import api
 
     settings = search_settings(values)
-    preflight(settings)
-    expect_sha256 = None
-    if settings.resume:  # the experiment's own settings and data, not this command's defaults
-        settings, expect_sha256 = resumed_settings(settings, explicit=values.keys())
-    print(f"poptune: loading {settings.data.describe()}", flush=True)
-    frame = load_source(settings.data, expect_sha256=expect_sha256)
-    print(f"poptune: {frame.attrs['load_report'].summary()}", flush=True)
-    prepared = prepare(frame, seed=settings.seed, dedupe=settings.dedupe)
-    info = prepared.info
-    print(
-        f"poptune: {info.rows_used:,} rows after dedupe ({info.duplicates_dropped:,} duplicate "
-        f"track rows dropped); split {info.train:,}/{info.val:,}/{info.test:,}",
-        flush=True,
-    )
-    from poptune.analysis.analyze import load_search_meta
-    from poptune.analysis.export import write_best_config
-    from poptune.analysis.results import read_results
-    from poptune.search.runner import run_search
+    try:
+        experiment = api.search(settings, given=values.keys())
+    except SearchInterrupted as exc:
+        print(f"poptune: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED, None
+    return _errored_code(experiment), experiment
 
-    verb = "resuming" if settings.resume else "searching"
+
+def _errored_code(experiment: Any) -> int:
+    if not experiment.errored:
+        return 0
     print(
-        f"poptune: {verb} {settings.num_samples} trials × up to {settings.max_epochs} epochs "
-        f"({settings.scheduler}) into {settings.experiment_uri}",
-        flush=True,
+        f"poptune: warning: {experiment.errored} trial(s) errored; their error files are in the "
+        "trial folders (rerun them with --resume --retry-errored)",
+        file=sys.stderr,
     )
-    outcome = run_search(settings, prepared)
-    print(
-        f"poptune: search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
-        f"{outcome.errored} errored, {outcome.unfinished} unfinished",
-        flush=True,
-    )
-    if outcome.unfinished:
-        print(
-            f"poptune: interrupted; the experiment is saved. Resume it with:\n"
-            f"  poptune search --storage {shlex.quote(settings.storage)} "
-            f"--name {shlex.quote(settings.name)} --resume"
-            + (f" --address {shlex.quote(settings.address)}" if settings.address else ""),
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED, settings
-    if settings.storage_is_local:
-        exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
-        results = read_results(exp_dir)
-        write_best_config(exp_dir, results.best(), load_search_meta(exp_dir))
-        print(f"poptune: best config written to {exp_dir / 'best_config.json'}")
-        print(f"poptune: inspect the trials with: tensorboard --logdir {exp_dir}")
-    if outcome.errored:
-        print(
-            f"poptune: warning: {outcome.errored} trial(s) errored; their error files are in the "
-            "trial folders (rerun them with --resume --retry-errored)",
-            file=sys.stderr,
-        )
-        return EXIT_TRIALS_ERRORED, settings
-    return 0, settings
+    return EXIT_TRIALS_ERRORED
 
 
 def cmd_estimate(values: dict[str, Any]) -> int:
+    from poptune.api import preflight
     from poptune.data import load_source, prepare
     from poptune.search.estimate import estimate_search
 
@@ -482,27 +422,21 @@ def cmd_estimate(values: dict[str, Any]) -> int:
 def cmd_run(values: dict[str, Any]) -> int:
     # Every option is checked before the search (which may take hours): the cheap search options
     # first, then the analysis ones, whose check imports the analysis stack.
-    if not search_settings(values).storage_is_local:
-        raise UsageError(
-            f"--storage {values['storage']}: `poptune run` analyzes from local disk; run "
-            "`poptune search` with this storage, copy the experiment down and run "
-            "`poptune analyze <local copy>`"
-        )
-    analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS})
-    code, settings = cmd_search(values)
-    from poptune.analysis.analyze import analyze
-
-    if code == EXIT_INTERRUPTED:
+    search_settings(values)
+    settings = analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS})
+    code, experiment = _search(values)
+    if experiment is None:
         return code
-    exp_dir = Path(settings.experiment_uri.removeprefix("file://"))
-    analyze(exp_dir, analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS}))
+    from poptune import api
+
+    api.analyze(experiment.location, settings)
     return code
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from poptune.analysis.analyze import analyze
+    from poptune import api
 
-    analyze(args.exp_dir, analyze_settings(vars(args)))
+    api.analyze(args.exp_dir, analyze_settings(vars(args)))
     return 0
 
 
@@ -556,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_run(values)
             if args.command == "estimate":
                 return cmd_estimate(values)
-            return cmd_search(values)[0]
+            return cmd_search(values)
         commands = {
             "analyze": cmd_analyze,
             "export": cmd_export,

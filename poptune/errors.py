@@ -19,3 +19,15 @@ class DataError(UsageError):
 
 class ExperimentError(UsageError):
     """An experiment directory is missing, incomplete or would be overwritten."""
+
+
+class SearchInterrupted(PoptuneError):
+    """The search was stopped (Ctrl-C, SIGTERM) with trials unfinished; the experiment is saved.
+
+    ``experiment`` is its location; continue it with the same settings and ``resume=True``
+    (``poptune search --resume``). The message says how.
+    """
+
+    def __init__(self, message: str, experiment: str) -> None:
+        super().__init__(message)
+        self.experiment = experiment

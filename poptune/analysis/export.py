@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from poptune import uri
 from poptune.analysis.results import TrialRecord
 from poptune.analysis.retrain import Retrained
 from poptune.errors import ExperimentError, UsageError
@@ -63,13 +64,10 @@ def write_best_config(
 
 
 def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:
-    """Return the best config as JSON text, or write it to ``out`` (YAML for .yaml/.yml)."""
-    source = Path(exp_dir) / BEST_CONFIG_FILE
-    if not source.is_file():
-        raise ExperimentError(
-            f"{source}: not found; run `poptune search` (or `poptune analyze`) on {exp_dir} first"
-        )
-    document = read_json(source)
+    """Return the best config as JSON text, or write it to ``out`` (YAML for .yaml/.yml).
+
+    ``exp_dir`` is an experiment folder or its URI (s3://bucket/runs/name)."""
+    document = _best_config(exp_dir)
     if out is None:
         return json.dumps(document, indent=2)
     out = Path(out)
@@ -80,3 +78,22 @@ def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:
     else:
         raise UsageError(f"--out {out}: use a .json, .yaml or .yml file name")
     return str(out)
+
+
+def _best_config(exp_dir: str | Path) -> dict[str, Any]:
+    if uri.is_remote(exp_dir):
+        from poptune.search.remote import read_json_uri
+
+        source: str | Path = uri.join(str(exp_dir), BEST_CONFIG_FILE)
+        try:
+            return read_json_uri(source)
+        except FileNotFoundError:
+            pass
+        source, shown = uri.shown(source), uri.shown(exp_dir)
+    else:
+        source, shown = Path(exp_dir) / BEST_CONFIG_FILE, str(exp_dir)
+        if source.is_file():
+            return read_json(source)
+    raise ExperimentError(
+        f"{source}: not found; run `poptune search` (or `poptune analyze`) on {shown} first"
+    )

@@ -1,0 +1,307 @@
+"""poptune from Python: search, analyze, run (both) and load, the calls the CLI makes too.
+
+Each takes the settings objects the command line builds (:class:`SearchSettings`,
+:class:`AnalyzeSettings`) and returns an :class:`~poptune.experiment.Experiment`. Nothing here
+exits the process or prints anything but progress lines; a bad setting, file or experiment
+raises :class:`~poptune.errors.UsageError` (or one of its subclasses), an interrupted search
+:class:`~poptune.errors.SearchInterrupted`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Collection
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from poptune import uri
+from poptune.errors import ExperimentError, SearchInterrupted, UsageError
+from poptune.experiment import Experiment, load, open_experiment
+from poptune.layout import (
+    ANALYSIS_DIR,
+    BEST_CONFIG_FILE,
+    METRICS_FILE,
+    REPORT_HTML_FILE,
+    SEARCH_FILE,
+)
+
+if TYPE_CHECKING:
+    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.search.settings import SearchSettings
+
+Log = Callable[[str], None]
+CACHE_ENV = "POPTUNE_CACHE_DIR"  # where remote experiments are copied for analysis
+
+__all__ = ["Experiment", "analyze", "load", "preflight", "run", "search"]
+
+
+def _progress(message: str) -> None:
+    print(f"poptune: {message}", flush=True)
+
+
+def search(
+    settings: SearchSettings, *, log: Log | None = None, given: Collection[str] | None = None
+) -> Experiment:
+    """Run (or with ``settings.resume``, continue) a search; return the experiment.
+
+    ``log`` receives the progress lines (default: printed, ``poptune: `` first); the trials' own
+    lines come from the search itself. ``given`` names the settings the caller chose, which a
+    resumed search must not change (default: those that differ from SearchSettings' defaults).
+    Raises :class:`SearchInterrupted` when Ctrl-C or SIGTERM stopped the search.
+    """
+    say = log or _progress
+    # Settings, then data, then the heavy imports (torch, Ray, the analysis stack): a bad option
+    # or a bad file is answered in a second or two, not after everything has loaded.
+    from poptune.data import load_source, prepare
+    from poptune.search.resume import resumed_settings
+
+    preflight(settings)
+    expect_sha256 = None
+    if settings.resume:  # the experiment's own settings and data, not this call's defaults
+        explicit = _non_defaults(settings) if given is None else given
+        settings, expect_sha256 = resumed_settings(settings, explicit=explicit)
+        _require_tracking(settings)
+    say(f"loading {settings.data.describe()}")
+    frame = load_source(settings.data, expect_sha256=expect_sha256)
+    say(frame.attrs["load_report"].summary())
+    prepared = prepare(frame, seed=settings.seed, dedupe=settings.dedupe)
+    info = prepared.info
+    say(
+        f"{info.rows_used:,} rows after dedupe ({info.duplicates_dropped:,} duplicate "
+        f"track rows dropped); split {info.train:,}/{info.val:,}/{info.test:,}"
+    )
+    from poptune.analysis.export import best_config_document
+    from poptune.analysis.results import read_results
+    from poptune.search.runner import run_search
+
+    verb = "resuming" if settings.resume else "searching"
+    say(
+        f"{verb} {settings.num_samples} trials × up to {settings.max_epochs} epochs "
+        f"({settings.scheduler}) into {uri.shown(settings.experiment_uri)}"
+    )
+    outcome = run_search(settings, prepared, callbacks=_tracking_callbacks(settings))
+    say(
+        f"search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
+        f"{outcome.errored} errored, {outcome.unfinished} unfinished"
+    )
+    if settings.mlflow_tracking_uri:
+        from poptune.tracking import log_search_end
+
+        counts = {"trials": outcome.trials, "terminated": outcome.terminated,
+                  "errored": outcome.errored, "unfinished": outcome.unfinished,
+                  "wall_s": outcome.wall_s}  # fmt: skip
+        log_search_end(settings.mlflow_tracking_uri, settings.name, counts)
+    if outcome.unfinished:
+        raise SearchInterrupted(
+            "interrupted; the experiment is saved. Resume it with:\n"
+            f"  poptune search --storage {shlex.quote(settings.storage)} "
+            f"--name {shlex.quote(settings.name)} --resume"
+            + (f" --address {shlex.quote(settings.address)}" if settings.address else ""),
+            experiment=settings.experiment_uri,
+        )
+    location = _location(settings.experiment_uri)
+    results = read_results(location)
+    meta = _search_meta(location)
+    document = best_config_document(results.best(), meta)
+    best_file = _write_json(location, BEST_CONFIG_FILE, document)
+    say(f"best config written to {best_file}")
+    if not uri.is_remote(location):
+        say(f"inspect the trials with: tensorboard --logdir {location}")
+    return open_experiment(location, search=meta, results=results)
+
+
+def analyze(
+    location: str | Path, settings: AnalyzeSettings | None = None, *, log: Log | None = None
+) -> Experiment:
+    """Re-evaluate the finalists of the experiment at ``location`` (a folder or an s3://, gs://
+    URI), choose and score the winner and the baselines, write ``analysis/``; return the
+    experiment with its ``metrics``. ``log`` receives the progress lines (default: printed)."""
+    from poptune.analysis.analyze import AnalyzeSettings
+
+    return _analyze(str(location), settings or AnalyzeSettings(), log or print)
+
+
+def run(
+    settings: SearchSettings,
+    analyze: AnalyzeSettings | None = None,
+    *,
+    log: Log | None = None,
+    given: Collection[str] | None = None,
+) -> Experiment:
+    """Search, then analyze: :func:`search` followed by :func:`analyze` of its experiment."""
+    from poptune.analysis.analyze import AnalyzeSettings
+
+    experiment = search(settings, log=log, given=given)
+    return _analyze(experiment.location, analyze or AnalyzeSettings(), log or print)
+
+
+def preflight(settings: SearchSettings) -> None:
+    """Refuse what cannot run before any slow work: no data loaded, no Ray started.
+
+    Gross mistakes only; the exact checks against the cluster Ray reports still run in
+    `run_search`. Each check here can only refuse what that later check would refuse too.
+    """
+    _require_tracking(settings)
+    address = settings.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        from poptune.search.cluster import _check_reachable
+
+        _check_reachable(address)  # a closed port: one line now, not after loading the data
+        return
+    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota).
+    cpus = os.cpu_count() or 1
+    slots = int(cpus // settings.cpus_per_trial)
+    if settings.cpus_per_trial > cpus:
+        raise UsageError(
+            f"--cpus-per-trial {settings.cpus_per_trial:g}: this machine has only {cpus} CPU(s); "
+            f"use at most {cpus}, or join a bigger cluster with --address"
+        )
+    if settings.max_concurrent and settings.max_concurrent > slots:
+        raise UsageError(
+            f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
+            f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
+        )
+    if settings.gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()  # what a trial can use, whatever Ray would detect
+        if settings.gpus_per_trial > gpus:
+            raise UsageError(
+                f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {gpus} GPU(s) "
+                "that torch can use, so no trial could ever start; drop the option, or join a "
+                "cluster with GPU nodes with --address"
+            )
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def _analyze(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
+    from poptune.analysis.analyze import analyze as analyze_folder
+    from poptune.analysis.analyze import load_search_meta
+
+    if not uri.is_remote(location):
+        folder = uri.local_path(location)
+        metrics = analyze_folder(folder, settings, log=log)
+        meta = load_search_meta(folder)
+        _log_to_mlflow(meta, metrics, folder, settings, log)
+        return open_experiment(location, search=meta, **_metrics_of(settings, metrics))
+    from poptune.search.remote import download_experiment, upload
+
+    folder = local_copy(location)
+    try:
+        copied = download_experiment(location, folder)
+    except FileNotFoundError:
+        raise ExperimentError(
+            f"{uri.shown(location)}: no such experiment; pass <storage>/<name>"
+        ) from None
+    log(f"copied {copied} file(s) of {uri.shown(location)} to {folder} (checkpoints left out)")
+    metrics = analyze_folder(folder, settings, log=log)
+    upload(folder / BEST_CONFIG_FILE, uri.join(location, BEST_CONFIG_FILE))
+    uploaded = BEST_CONFIG_FILE
+    if settings.out is None:  # an --out folder of the user's own stays where they put it
+        upload(folder / ANALYSIS_DIR, uri.join(location, ANALYSIS_DIR))
+        uploaded = f"{ANALYSIS_DIR}/ and {BEST_CONFIG_FILE}"
+    log(f"uploaded {uploaded} to {uri.shown(location)}")
+    meta = load_search_meta(folder)
+    _log_to_mlflow(meta, metrics, folder, settings, log)
+    return open_experiment(location, search=meta, **_metrics_of(settings, metrics))
+
+
+def _metrics_of(settings: AnalyzeSettings, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics an Experiment shows are those of the experiment's own analysis/: this
+    analysis's, unless --out sent it elsewhere (then the experiment's are read as they are)."""
+    return {"metrics": metrics} if settings.out is None else {}
+
+
+def local_copy(location: str) -> Path:
+    """The folder a remote experiment is copied into for analysis: one per location, under
+    $POPTUNE_CACHE_DIR (default: $XDG_CACHE_HOME/poptune, i.e. ~/.cache/poptune)."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(xdg) / "poptune")
+    scheme, _, rest = uri.strip_query(location).partition("://")
+    parts = [p for p in rest.split("/") if p not in ("", ".", "..")]
+    return Path(root).expanduser().joinpath("experiments", scheme, *parts)
+
+
+def _log_to_mlflow(
+    meta: dict[str, Any], metrics: dict, folder: Path, settings: AnalyzeSettings, log: Log
+) -> None:
+    tracking_uri = meta["settings"].get("mlflow_tracking_uri")
+    if not tracking_uri:
+        return
+    from poptune import tracking
+
+    if not tracking.mlflow_available():
+        log(
+            f"note: the search logged to MLflow at {tracking_uri}, but MLflow is not installed "
+            f"here, so this analysis is not logged there ({tracking.INSTALL_HINT})"
+        )
+        return
+    out = Path(settings.out) if settings.out else folder / ANALYSIS_DIR
+    files = [out / REPORT_HTML_FILE, out / METRICS_FILE, folder / BEST_CONFIG_FILE]
+    tracking.log_analysis(tracking_uri, meta["settings"]["name"], metrics, files, log=log)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _require_tracking(settings: SearchSettings) -> None:
+    if settings.mlflow_tracking_uri:
+        from poptune.tracking import require_mlflow
+
+        require_mlflow(settings.mlflow_tracking_uri)
+
+
+def _tracking_callbacks(settings: SearchSettings) -> list:
+    """Tune callbacks for a new search (a resumed one brings its own, saved with it)."""
+    if not settings.mlflow_tracking_uri or settings.resume:
+        return []
+    from poptune.tracking.callback import TrialRuns
+
+    return [
+        TrialRuns(settings.mlflow_tracking_uri, experiment_name=settings.name,
+                  settings=settings.to_dict())
+    ]  # fmt: skip
+
+
+def _non_defaults(settings: SearchSettings) -> set[str]:
+    from poptune.search.settings import SearchSettings
+
+    default = SearchSettings()
+    return {
+        f.name
+        for f in fields(SearchSettings)
+        if getattr(settings, f.name) != getattr(default, f.name)
+    }
+
+
+def _location(experiment_uri: str) -> str:
+    """A local experiment as a plain path, a remote one as its URI."""
+    return experiment_uri if uri.is_remote(experiment_uri) else str(uri.local_path(experiment_uri))
+
+
+def _search_meta(location: str) -> dict[str, Any]:
+    if uri.is_remote(location):
+        from poptune.search.remote import read_json_uri
+
+        return read_json_uri(uri.join(location, SEARCH_FILE))
+    from poptune.analysis.analyze import load_search_meta
+
+    return load_search_meta(Path(location))
+
+
+def _write_json(location: str, name: str, document: dict) -> str:
+    """Write ``document`` as ``name`` in the experiment; return where, as messages show it."""
+    if uri.is_remote(location):
+        from poptune.search.remote import write_json_uri
+
+        write_json_uri(uri.join(location, name), document)
+        return uri.shown(uri.join(location, name))
+    from poptune.files import write_json_atomic
+
+    return str(write_json_atomic(Path(location) / name, document))

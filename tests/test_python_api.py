@@ -1,0 +1,87 @@
+"""The Python API: the worked example of docs/python-api.md runs as written, on the session Ray
+cluster, and what it returns agrees with the files the experiment holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import poptune
+from poptune.errors import ExperimentError, UsageError
+from poptune.search.settings import SearchSettings
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+HEAVY = ("ray", "torch", "pandas", "optuna", "mlflow", "sklearn", "pyarrow")
+
+
+def doc_example() -> str:
+    """The code block that follows the `<!-- example -->` marker in docs/python-api.md."""
+    text = DOC.read_text(encoding="utf-8")
+    found = re.search(r"<!-- example -->\n```python\n(.*?)\n```", text, re.DOTALL)
+    assert found, f"{DOC} has no <!-- example --> python block"
+    return found.group(1)
+
+
+def test_import_poptune_loads_nothing_heavy():
+    code = f"import sys, poptune; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_search_is_both_the_subpackage_and_the_function():
+    import poptune.search.settings  # the subpackage is imported, and stays callable
+
+    assert callable(poptune.search)
+    assert poptune.search.SearchSettings is SearchSettings
+    assert {"run", "analyze", "load", "Experiment", "SearchSettings"} <= set(dir(poptune))
+
+
+def test_errors_are_exceptions_naming_the_fix(tmp_path):
+    with pytest.raises(UsageError, match="--num-samples must be a positive integer, but got 0"):
+        SearchSettings(num_samples=0)
+    with pytest.raises(ExperimentError, match=r"has no poptune_search\.json"):
+        poptune.load(tmp_path)
+
+
+@pytest.mark.ray
+def test_the_worked_example_runs_as_written(ray_cluster, ray_env, tmp_path):
+    env = {**os.environ, **ray_env, "RAY_ADDRESS": ray_cluster.address}
+    proc = subprocess.run(
+        [sys.executable, "-c", doc_example()],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = tmp_path / "runs" / "notebook"
+    lines = proc.stdout.splitlines()
+    assert str(exp) in lines and "None" in lines  # the location, then no metrics yet
+    assert "poptune: searching 4 trials × up to 2 epochs (asha)" in proc.stdout
+    assert f"{exp}/analysis/report.html" in lines
+
+    experiment = poptune.load(exp)
+    metrics = json.loads((exp / "analysis" / "metrics.json").read_text())
+    best = json.loads((exp / "best_config.json").read_text())
+    best.pop("reproduce")
+    assert experiment.metrics == metrics
+    assert experiment.best_config == best == metrics["best_config"]
+    assert experiment.name == "notebook" and experiment.errored == experiment.unfinished == 0
+    assert experiment.search["settings"]["num_samples"] == 4
+
+    trials = experiment.trials
+    assert len(trials) == 4 and set(trials["state"]) == {"TERMINATED"}
+    assert {"trial_id", "best_val_mse", "best_epoch", "epochs", "family", "lr"} <= set(trials)
+    assert trials["best_val_mse"].is_monotonic_increasing  # best first
+    assert trials["epochs"].between(1, 2).all()
+    # The first trial is the reference model, so its row carries all three widths.
+    reference = trials[(trials["family"] == "MLP3LayerDropout") & (trials["width_1"] == 128)]
+    assert len(reference) == 1 and reference["dropout"].iloc[0] == 0.2
