@@ -39,7 +39,20 @@ _MODULE_OF = {
     "UsageError": "poptune.errors",
     "SearchInterrupted": "poptune.errors",
 }
-__all__ = ["__version__", "search", *_MODULE_OF]
+__all__ = [
+    "AnalyzeSettings",
+    "DataSource",
+    "Experiment",
+    "PoptuneError",
+    "SearchInterrupted",
+    "SearchSettings",
+    "UsageError",
+    "__version__",
+    "analyze",
+    "load",
+    "run",
+    "search",
+]
 
 
 def __getattr__(name: str) -> object:

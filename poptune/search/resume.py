@@ -41,8 +41,8 @@ def resumed_settings(
         sha256 = str(meta["data"]["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ExperimentError(
-            f"--resume: the {SEARCH_FILE} of {given.experiment_uri} is incomplete ({exc}); "
-            "start a new search with another --name (or --force)"
+            f"--resume: the {SEARCH_FILE} of {uri.shown(given.experiment_uri)} is incomplete "
+            f"({exc}); start a new search with another --name (or --force)"
         ) from exc
     known = {f.name for f in fields(SearchSettings)}
     saved = SearchSettings(
@@ -74,13 +74,13 @@ def _search_file(given: SearchSettings) -> dict[str, Any]:
         meta = read_json(where) if isinstance(where, Path) else read_json_uri(where)
     except FileNotFoundError as exc:
         raise ExperimentError(
-            f"--resume: {where} is missing, so there is no poptune experiment to resume there; "
-            "check --storage and --name"
+            f"--resume: {uri.shown(where)} is missing, so there is no poptune experiment to resume "
+            "there; check --storage and --name"
         ) from exc
     except (OSError, ValueError) as exc:
-        raise ExperimentError(f"--resume: cannot read {where} ({exc})") from exc
+        raise ExperimentError(f"--resume: cannot read {uri.shown(where)} ({exc})") from exc
     if not isinstance(meta, dict):
-        raise ExperimentError(f"--resume: {where} is not a poptune search file")
+        raise ExperimentError(f"--resume: {uri.shown(where)} is not a poptune search file")
     return meta
 
 

@@ -137,7 +137,8 @@ def _mlflow_uri(value: object) -> str:
             f"--mlflow-tracking-uri must be a folder or a URI such as http://HOST:5000 or "
             f"sqlite:///mlflow.db, but got {value!r}"
         )
-    scheme = text.split(":", 1)[0].lower() if ":" in text else None
+    # "databricks" alone is MLflow's name for the workspace of the default profile.
+    scheme = text.split(":", 1)[0].lower() if ":" in text or text == "databricks" else None
     if scheme in MLFLOW_SCHEMES:
         return text
     if scheme is not None and "://" in text:
