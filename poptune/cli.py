@@ -373,11 +373,6 @@ def analyze_settings(values: dict[str, Any]):
 
 
 def cmd_search(values: dict[str, Any]) -> int:
-    return _search(values)[0]
-
-
-def _search(values: dict[str, Any]) -> tuple[int, Any]:
-    """The search of `search` and `run`: its exit code and experiment (None if interrupted)."""
     from poptune import api
 
     settings = search_settings(values)
@@ -385,8 +380,8 @@ def _search(values: dict[str, Any]) -> tuple[int, Any]:
         experiment = api.search(settings, given=values.keys())
     except SearchInterrupted as exc:
         print(f"poptune: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED, None
-    return _errored_code(experiment), experiment
+        return EXIT_INTERRUPTED
+    return _errored_code(experiment)
 
 
 def _errored_code(experiment: Any) -> int:
@@ -422,15 +417,16 @@ def cmd_estimate(values: dict[str, Any]) -> int:
 def cmd_run(values: dict[str, Any]) -> int:
     # Every option is checked before the search (which may take hours): the cheap search options
     # first, then the analysis ones, whose check imports the analysis stack.
-    search_settings(values)
-    settings = analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS})
-    code, experiment = _search(values)
-    if experiment is None:
-        return code
+    settings = search_settings(values)
+    analysis = analyze_settings({k: v for k, v in values.items() if k in _ANALYZE_KEYS})
     from poptune import api
 
-    api.analyze(experiment.location, settings)
-    return code
+    try:
+        experiment = api.run(settings, analysis, given=values.keys())
+    except SearchInterrupted as exc:
+        print(f"poptune: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _errored_code(experiment)  # the analysis ran on the trials that did not error
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -2,8 +2,8 @@
 
 Two ways of naming the endpoint, as users do: in the URI, as MinIO and R2 users write it
 (``s3://bucket/runs?endpoint_override=HOST:PORT&scheme=http``), and in ``AWS_ENDPOINT_URL``.
-Every command runs on such a URI: search, export, analyze, run, search into an existing
-experiment (refused), --resume. Trials run on the session Ray cluster, whose workers write their
+Every command runs on such a URI: search, --resume, export, analyze, run, and search into an
+existing experiment (refused). Trials run on the session Ray cluster, whose workers write their
 checkpoints to the bucket themselves.
 """
 
@@ -137,6 +137,12 @@ def test_search_export_analyze_with_the_endpoint_in_the_uri(s3, poptune_s3, ray_
 
     trials = optuna.load_study(study_name="exp", storage=f"sqlite:///{study}").get_trials()
     assert len(trials) == 3 and all(t.state.is_finished() for t in trials)
+
+    # Tune restores from the URI too (its state, the searcher and the trials' folders).
+    proc = poptune_s3("search", "--address", ray_cluster.address, "--storage", storage,
+                      "--name", "exp", "--resume")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3 finished, 0 errored, 0 unfinished" in proc.stdout
 
     proc = poptune_s3("export", where)
     assert proc.returncode == 0, proc.stderr
