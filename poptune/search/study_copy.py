@@ -12,6 +12,7 @@ optuna-dashboard find it where they find a local search's study.
 from __future__ import annotations
 
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,24 @@ SEARCHER_STATE_PREFIX = "searcher-state-"  # Tune's name for a saved searcher
 
 def save_remote_study(experiment: str, study_name: str) -> int:
     """Upload the study saved with the searcher at ``experiment`` as its optuna_study.db;
-    return the number of trials it holds (0, and nothing written, if no searcher was saved)."""
+    return the number of trials it holds (0, and nothing written, if no searcher was saved).
+
+    The search is done and saved by then: a copy that fails costs the study file, not the
+    search, so it is a warning on stderr rather than an error."""
+    try:
+        return _save(experiment, study_name)
+    except Exception as exc:
+        print(
+            f"poptune: warning: the Optuna study was not saved as {STUDY_FILE} in "
+            f"{uri.shown(experiment)} ({type(exc).__name__}: {exc}); the search itself is "
+            "saved and resumable",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 0
+
+
+def _save(experiment: str, study_name: str) -> int:
     study = _saved_study(experiment)
     if study is None:
         return 0
