@@ -1,18 +1,7 @@
-"""MLflow tracking, optional (``pip install 'poptune[mlflow]'``).
+"""MLflow access: the search run (found or created by tag) and what is logged to it.
 
-With ``--mlflow-tracking-uri`` a search is one MLflow experiment, named after the poptune
-experiment (``--name``), holding:
-
-- a **search run** (tag ``poptune.role=search``): the search's settings as params, its trial
-  counts and wall time as metrics once it ends, and after analysis the winner's config
-  (params ``winner.*``), its test and final scores, the baselines, and ``report.html``,
-  ``metrics.json`` and ``best_config.json`` as artifacts;
-- one **trial run** per Tune trial, nested under the search run: the trial's config as params and
-  ``train_loss``, ``val_mse``, ``val_rmse``, ``val_mae`` with one value per epoch (step = epoch),
-  written by :class:`poptune.tracking.callback.TrialRuns` (Ray's MLflowLoggerCallback).
-
-MLflow is imported only here and only when tracking is asked for: ``import poptune`` and every
-command without the option work without it.
+MLflow is imported inside the functions, never at module level: ``import poptune.tracking``
+costs nothing where MLflow is not installed.
 """
 
 from __future__ import annotations
