@@ -18,7 +18,7 @@ from typing import Any
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from poptune.search.runner import trial_dirname
-from poptune.tracking import EXPERIMENT_TAG, TRIAL_TAG, allow_file_store, client, search_run
+from poptune.tracking.runs import EXPERIMENT_TAG, TRIAL_TAG, allow_file_store, client, search_run
 
 # What a trial reports per epoch that is worth a curve (the rest is Tune's bookkeeping).
 CURVES = ("train_loss", "val_mse", "val_rmse", "val_mae")
