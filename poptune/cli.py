@@ -445,7 +445,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from poptune.analysis.bundle import predict_file
+    from poptune.trainables.bundle import predict_file
 
     rows, summary = predict_file(args.model_dir, args.data, args.out)
     print(f"poptune: {summary}")

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from poptune.analysis.bundle import (
+from poptune.cli import main
+from poptune.data import FEATURES, ID, TARGET
+from poptune.errors import UsageError
+from poptune.metric import clip_popularity
+from poptune.trainables import ModelConfig, fit, predict
+from poptune.trainables.bundle import (
     BUNDLE_FILE,
     WEIGHTS_FILE,
     load_bundle,
@@ -17,11 +22,6 @@ from poptune.analysis.bundle import (
     predictions_frame,
     write_bundle,
 )
-from poptune.cli import main
-from poptune.data import FEATURES, ID, TARGET
-from poptune.errors import UsageError
-from poptune.metric import clip_popularity
-from poptune.trainables import ModelConfig, fit, predict
 from poptune.trainables.ensemble import SeedEnsemble
 
 BATCHNORM = ModelConfig(

@@ -19,11 +19,11 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
-from poptune.analysis.bundle import load_bundle
 from poptune.analysis.results import TrialRecord, read_results
 from poptune.data import load_tracks, synthetic_tracks
 from poptune.layout import STUDY_FILE
 from poptune.search.tensorboard import BEST_METRIC, CURVES
+from poptune.trainables.bundle import load_bundle
 
 pytestmark = pytest.mark.ray
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from poptune.analysis import plots, sections
 from poptune.analysis.bands import band_errors
-from poptune.analysis.bundle import write_bundle
 from poptune.analysis.ensemble import ensemble
 from poptune.analysis.families import best_per_family, family_table
 from poptune.analysis.importance import FamilyImportance, family_importances, load_study, study_url
@@ -27,6 +26,7 @@ from poptune.files import write_bytes_atomic
 from poptune.layout import MODEL_DIR, PLOTS_DIR
 from poptune.metric import clip_popularity, regression_scores
 from poptune.trainables import predict
+from poptune.trainables.bundle import write_bundle
 
 PD_SHOWN = 6  # partial-dependence panels: the features that move the prediction most
 

@@ -37,13 +37,17 @@ from poptune.files import (
     write_text_atomic,
 )
 from poptune.metric import clip_popularity
-from poptune.trainables import ModelConfig, TargetScale, build_model, predict
+from poptune.trainables.config import ModelConfig
 from poptune.trainables.ensemble import SeedEnsemble
+from poptune.trainables.loop import TargetScale, predict
+from poptune.trainables.models import build_model
 
 FORMAT = "poptune-model"
 FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 BUNDLE_FILE = "bundle.json"
+# The data's provenance a bundle keeps (DataInfo's own names; ``seed`` is written ``split_seed``).
+_PROVENANCE = ("source", "sha256", "synthetic", "rows_used", "dedupe", "seed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +82,7 @@ def write_bundle(
     """Write the bundle into ``out_dir``, replacing a previous one only once it is complete."""
     out_dir = Path(out_dir)
     scaler = prepared.scaler
-    info = prepared.info
+    provenance = {k: v for k, v in prepared.info.to_dict().items() if k in _PROVENANCE}
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -94,14 +98,7 @@ def write_bundle(
         "target_scale": {"mean": target_scale.mean, "std": target_scale.std},
         "clip": [0.0, 100.0],
         "training": {**training, **scores},
-        "data": {
-            "source": info.source,
-            "sha256": info.sha256,
-            "synthetic": info.synthetic,
-            "rows_used": info.rows_used,
-            "dedupe": info.dedupe,
-            "split_seed": info.seed,
-        },
+        "data": {("split_seed" if k == "seed" else k): v for k, v in provenance.items()},
         "versions": package_versions(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
