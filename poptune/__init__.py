@@ -13,60 +13,37 @@ Names load on first use (PEP 562): ``import poptune`` imports neither torch, Ray
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from poptune.lazy import lazy_names
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
-    from poptune import search
-    from poptune.analysis.analyze import AnalyzeSettings
-    from poptune.api import analyze, load, run
-    from poptune.data import DataSource
-    from poptune.errors import PoptuneError, SearchInterrupted, UsageError
-    from poptune.experiment import Experiment
-    from poptune.search.settings import SearchSettings
+    from poptune import search as search
+    from poptune.analysis.analyze import AnalyzeSettings as AnalyzeSettings
+    from poptune.api import analyze as analyze
+    from poptune.api import load as load
+    from poptune.api import run as run
+    from poptune.data import DataSource as DataSource
+    from poptune.errors import PoptuneError as PoptuneError
+    from poptune.errors import SearchInterrupted as SearchInterrupted
+    from poptune.errors import UsageError as UsageError
+    from poptune.experiment import Experiment as Experiment
+    from poptune.search.settings import SearchSettings as SearchSettings
 
-_MODULE_OF = {
-    "run": "poptune.api",
-    "analyze": "poptune.api",
-    "load": "poptune.api",
-    "Experiment": "poptune.experiment",
-    "SearchSettings": "poptune.search.settings",
-    "AnalyzeSettings": "poptune.analysis.analyze",
-    "DataSource": "poptune.data",
-    "PoptuneError": "poptune.errors",
-    "UsageError": "poptune.errors",
-    "SearchInterrupted": "poptune.errors",
-}
-__all__ = [
-    "AnalyzeSettings",
-    "DataSource",
-    "Experiment",
-    "PoptuneError",
-    "SearchInterrupted",
-    "SearchSettings",
-    "UsageError",
-    "__version__",
-    "analyze",
-    "load",
-    "run",
-    "search",
-]
-
-
-def __getattr__(name: str) -> object:
-    if name == "search":
-        # The subpackage poptune.search, which is callable: poptune.search(settings) runs a
-        # search (the subpackage would shadow a function of that name once imported).
-        return importlib.import_module("poptune.search")
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_names(
+    __name__,
+    {
+        "poptune.analysis.analyze": ("AnalyzeSettings",),
+        "poptune.api": ("analyze", "load", "run"),
+        "poptune.data": ("DataSource",),
+        "poptune.errors": ("PoptuneError", "SearchInterrupted", "UsageError"),
+        "poptune.experiment": ("Experiment",),
+        "poptune.search.settings": ("SearchSettings",),
+    },
+    # The subpackage poptune.search is callable: poptune.search(settings) runs a search (the
+    # subpackage would shadow a function of that name once imported).
+    submodules=("search",),
+)
+__all__ = ["__version__", *__all__]

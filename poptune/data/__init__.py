@@ -6,60 +6,34 @@ pandas, scikit-learn or scipy, which saves about a second of its start and 65 MB
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from poptune.lazy import lazy_names
+
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
-    from poptune.data._load import LoadReport, load_tracks
-    from poptune.data._prepare import DEDUPE_CHOICES, DataInfo, Prepared, prepare
-    from poptune.data._schema import COLUMNS, FEATURES, ID, TARGET
-    from poptune.data._source import DataSource, load_source
-    from poptune.data._synthetic import DEFAULT_ROWS, DIFFICULTIES, synthetic_tracks
+    from poptune.data._load import LoadReport as LoadReport
+    from poptune.data._load import load_tracks as load_tracks
+    from poptune.data._prepare import DEDUPE_CHOICES as DEDUPE_CHOICES
+    from poptune.data._prepare import DataInfo as DataInfo
+    from poptune.data._prepare import Prepared as Prepared
+    from poptune.data._prepare import prepare as prepare
+    from poptune.data._schema import COLUMNS as COLUMNS
+    from poptune.data._schema import FEATURES as FEATURES
+    from poptune.data._schema import ID as ID
+    from poptune.data._schema import TARGET as TARGET
+    from poptune.data._source import DataSource as DataSource
+    from poptune.data._source import load_source as load_source
+    from poptune.data._synthetic import DEFAULT_ROWS as DEFAULT_ROWS
+    from poptune.data._synthetic import DIFFICULTIES as DIFFICULTIES
+    from poptune.data._synthetic import synthetic_tracks as synthetic_tracks
 
-_MODULE_OF = {
-    "COLUMNS": "_schema",
-    "DEDUPE_CHOICES": "_prepare",
-    "DEFAULT_ROWS": "_synthetic",
-    "DIFFICULTIES": "_synthetic",
-    "FEATURES": "_schema",
-    "ID": "_schema",
-    "TARGET": "_schema",
-    "DataInfo": "_prepare",
-    "DataSource": "_source",
-    "LoadReport": "_load",
-    "Prepared": "_prepare",
-    "load_source": "_source",
-    "load_tracks": "_load",
-    "prepare": "_prepare",
-    "synthetic_tracks": "_synthetic",
-}
-__all__ = [
-    "COLUMNS",
-    "DEDUPE_CHOICES",
-    "DEFAULT_ROWS",
-    "DIFFICULTIES",
-    "FEATURES",
-    "ID",
-    "TARGET",
-    "DataInfo",
-    "DataSource",
-    "LoadReport",
-    "Prepared",
-    "load_source",
-    "load_tracks",
-    "prepare",
-    "synthetic_tracks",
-]
-
-
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_names(
+    __name__,
+    {
+        "._load": ("LoadReport", "load_tracks"),
+        "._prepare": ("DEDUPE_CHOICES", "DataInfo", "Prepared", "prepare"),
+        "._schema": ("COLUMNS", "FEATURES", "ID", "TARGET"),
+        "._source": ("DataSource", "load_source"),
+        "._synthetic": ("DEFAULT_ROWS", "DIFFICULTIES", "synthetic_tracks"),
+    },
+)
