@@ -1,4 +1,5 @@
-"""Human-readable results: the terminal table and analysis/report.md."""
+"""The head of report.md (data, search, winner, finalists, test table, verdict) and the terminal's
+results and finalists tables."""
 
 from __future__ import annotations
 
