@@ -46,8 +46,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from benchmarks._common import Figure
 from poptune.analysis.finalists import finalists
-from poptune.analysis.pool import RetrainPool
 from poptune.analysis.results import read_results
+from poptune.analysis.retrain import RetrainPool
 from poptune.data import DataSource, Prepared, prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
 from poptune.metric import regression_scores

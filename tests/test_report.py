@@ -11,16 +11,21 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from poptune.analysis.bands import BANDS, band_errors
-from poptune.analysis.ensemble import ensemble, top_distinct
-from poptune.analysis.families import family_table
-from poptune.analysis.finalists import finalists
+from poptune.analysis.ensemble import ensemble
+from poptune.analysis.finalists import family_table, finalists
 from poptune.analysis.importance import MIN_TRIALS, family_importances
-from poptune.analysis.pool import RetrainPool, seed_rmses
-from poptune.analysis.profile import SKEWED, correlations, partial_dependence, skewed_values
+from poptune.analysis.profile import (
+    BANDS,
+    SKEWED,
+    band_errors,
+    correlations,
+    partial_dependence,
+    skewed_values,
+)
 from poptune.analysis.report import plots
 from poptune.analysis.report.html import markdown_to_html
-from poptune.analysis.results import SearchResults, TrialRecord
+from poptune.analysis.results import SearchResults, TrialRecord, top_distinct
+from poptune.analysis.retrain import RetrainPool, seed_rmses
 from poptune.data import FEATURES, TARGET
 from poptune.spaces import define_space
 from poptune.trainables import ModelConfig, fit

@@ -11,10 +11,10 @@ from poptune.analysis.baselines import baseline_scores
 from poptune.analysis.export import write_best_config
 from poptune.analysis.finalists import Finalist, finalists
 from poptune.analysis.insight import build_insight
-from poptune.analysis.pool import RetrainPool
 from poptune.analysis.report.html import markdown_to_html
 from poptune.analysis.report.summary import finalists_table, markdown_report, terminal_table
 from poptune.analysis.results import SearchResults, read_results
+from poptune.analysis.retrain import RetrainPool
 from poptune.data import DataSource, Prepared, load_source, prepare
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json, write_json_atomic, write_text_atomic

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from poptune.analysis.pool import RetrainPool, seed_predictions, seed_rmses
-from poptune.analysis.results import SearchResults, TrialRecord
-from poptune.analysis.retrain import SeedSummary
+from poptune.analysis.results import SearchResults, TrialRecord, top_distinct
+from poptune.analysis.retrain import RetrainPool, SeedSummary, seed_predictions, seed_rmses
 from poptune.data import Prepared
 from poptune.metric import regression_scores
 
@@ -60,20 +59,6 @@ class EnsembleResult:
                 for m in self.members
             ],
         }
-
-
-def top_distinct(results: SearchResults, k: int) -> list[TrialRecord]:
-    """The best ``k`` trials with pairwise different configs (a resumed or re-sampled config
-    counts once: averaging a model with itself is no ensemble)."""
-    chosen: list[TrialRecord] = []
-    seen = set()
-    for trial in results.ranked():
-        if trial.config not in seen:
-            seen.add(trial.config)
-            chosen.append(trial)
-        if len(chosen) == k:
-            break
-    return chosen
 
 
 def ensemble(

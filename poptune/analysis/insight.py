@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poptune.analysis.bands import band_errors
 from poptune.analysis.ensemble import ensemble
-from poptune.analysis.families import best_per_family, family_table
+from poptune.analysis.finalists import family_table
 from poptune.analysis.importance import FamilyImportance, family_importances, load_study, study_url
-from poptune.analysis.pool import RetrainPool
-from poptune.analysis.profile import correlations, partial_dependence, skewed_values
+from poptune.analysis.profile import (
+    band_errors,
+    correlations,
+    partial_dependence,
+    skewed_values,
+)
 from poptune.analysis.report import plots, sections
-from poptune.analysis.results import SearchResults
-from poptune.analysis.retrain import Retrained
+from poptune.analysis.results import SearchResults, best_per_family
+from poptune.analysis.retrain import Retrained, RetrainPool
 from poptune.data import Prepared
 from poptune.files import write_bytes_atomic
 from poptune.layout import MODEL_DIR, PLOTS_DIR

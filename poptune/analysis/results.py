@@ -1,4 +1,5 @@
-"""Reading a finished (or half-finished) search through Tune's own result API.
+"""Reading a finished (or half-finished) search through Tune's own result API, and the views of
+it the analysis picks its candidates from: ranked, top distinct configs, best per family.
 
 Only trials listed in Tune's experiment state count: a restore can leave orphan trial folders on
 disk, and those must not appear in any total.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from poptune.errors import ExperimentError
 from poptune.metric import METRIC
-from poptune.trainables.config import ModelConfig
+from poptune.trainables.config import FAMILIES, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,27 @@ class SearchResults:
                 "nothing to analyze (see the trial errors in the experiment dir)"
             )
         return ranked[0]
+
+
+def top_distinct(results: SearchResults, k: int) -> list[TrialRecord]:
+    """The best ``k`` trials with pairwise different configs (a resumed or re-sampled config
+    counts once: averaging a model with itself is no ensemble)."""
+    chosen: list[TrialRecord] = []
+    seen = set()
+    for trial in results.ranked():
+        if trial.config not in seen:
+            seen.add(trial.config)
+            chosen.append(trial)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def best_per_family(results: SearchResults) -> dict[str, list[TrialRecord]]:
+    """Ranked trials of each family that reported a finite val_mse, best first (FAMILIES order)."""
+    ranked = results.ranked()
+    grouped = {family: [t for t in ranked if t.config.family == family] for family in FAMILIES}
+    return {family: trials for family, trials in grouped.items() if trials}
 
 
 def read_results(experiment: str | Path) -> SearchResults:

@@ -15,9 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from poptune.analysis.bands import BandError
 from poptune.analysis.importance import FamilyImportance
-from poptune.analysis.profile import PDCurve
+from poptune.analysis.profile import BandError, PDCurve
 from poptune.trainables import FAMILIES
 
 DPI = 110

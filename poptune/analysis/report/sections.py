@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from poptune.analysis.bands import BandError
 from poptune.analysis.ensemble import EnsembleResult
-from poptune.analysis.families import FamilyRow
-from poptune.analysis.profile import PDCurve
+from poptune.analysis.finalists import FamilyRow
+from poptune.analysis.profile import BandError, PDCurve
 from poptune.trainables import ModelConfig
 
 
