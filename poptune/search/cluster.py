@@ -28,6 +28,7 @@ class ClusterInfo:
     gpus: float
     nodes: int
     hosts: tuple[str, ...] = ()  # IP address of every live node
+    node_resources: tuple[tuple[float, float], ...] = ()  # (CPUs, GPUs) of every live node
 
     @property
     def local(self) -> bool:
@@ -76,6 +77,11 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
             gpus=float(resources.get("GPU", 0.0)),
             nodes=len(alive),
             hosts=tuple(sorted({str(n.get("NodeManagerAddress", "")) for n in alive})),
+            node_resources=tuple(
+                (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
+                for n in alive
+                if n.get("Resources")
+            ),
         )
     finally:
         ray.shutdown()

@@ -8,13 +8,12 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from poptune import uri
 from poptune.data import Prepared
@@ -23,15 +22,18 @@ from poptune.files import package_versions, read_json, write_json_atomic
 from poptune.layout import SEARCH_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
 from poptune.search import remote
-from poptune.search.autoscale import autoscaled_node_type
+from poptune.search.autoscale import Autoscaling, find_autoscaling, node_slots
 from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
 from poptune.search.resume import saved_trial_counts
+from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
 from poptune.search.storage import local_storage_warning
+from poptune.search.study import driver_study_storage
 from poptune.search.tensorboard import TrialTensorBoard
+from poptune.search.window import WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.splits import TrainingData
@@ -52,17 +54,29 @@ class SearchOutcome:
 
 
 def run_search(
-    settings: SearchSettings, prepared: Prepared, *, callbacks: Sequence[tune.Callback] = ()
+    settings: SearchSettings,
+    prepared: Prepared,
+    *,
+    callbacks: Sequence[tune.Callback] = (),
+    trainable: Callable[[dict], None] | None = None,
+    local_cpus: int | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts.
 
     ``callbacks`` are extra Tune callbacks for a new search (benchmarks use them to time it).
+    ``trainable`` replaces poptune's trial function by another Tune function trainable taking
+    the config (benchmarks/scale.py: a surrogate that sleeps through its epochs, to measure the
+    driver at a scale this machine could never train); it gets the same resources, and the
+    rest of the search (searcher, scheduler, callbacks, checkpoints, files) stays as it is.
+    ``local_cpus``: the CPUs a private local Ray advertises instead of this machine's own
+    (simulating a bigger one); ignored when joining a cluster.
     """
     _quiet_tune()
     exp_dir = _check_experiment_dir(settings)
     previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
-    with ray_session(settings.address) as cluster:
-        _check_resources(settings, cluster)
+    with ray_session(settings.address, num_cpus=local_cpus) as cluster:
+        autoscaling = None if cluster.local else find_autoscaling()
+        _check_resources(settings, cluster, autoscaling)
         # Only now, with the cluster joined and able to run trials, is an old experiment
         # replaced (--force): a failed connection must not cost the user their results.
         if exp_dir is not None:
@@ -72,7 +86,7 @@ def run_search(
         warning = local_storage_warning(settings, cluster.address, cluster.hosts)
         if warning:
             print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
-        trainable = _trainable(settings, prepared)
+        trainable = _trainable(settings, prepared, trainable)
         if settings.resume:
             tuner = tune.Tuner.restore(
                 settings.experiment_uri,
@@ -84,7 +98,7 @@ def run_search(
             tuner = tune.Tuner(
                 trainable,
                 tune_config=_tune_config(
-                    settings, max_concurrent=_max_concurrent(settings, cluster)
+                    settings, max_concurrent=_max_concurrent(settings, cluster, autoscaling)
                 ),
                 run_config=tune.RunConfig(
                     name=settings.name,
@@ -146,7 +160,10 @@ def _quiet_tune() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def _trainable(settings: SearchSettings, prepared: Prepared):
+def _trainable(settings: SearchSettings, prepared: Prepared, swapped: Callable | None = None):
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    if swapped is not None:
+        return tune.with_resources(swapped, resources)
     trial = TrialSettings(
         max_epochs=settings.max_epochs,
         seed=settings.seed,
@@ -157,23 +174,30 @@ def _trainable(settings: SearchSettings, prepared: Prepared):
     # Only what training reads: no test rows, and no scaler whose unpickling imports sklearn.
     data = TrainingData.of(prepared)
     return tune.with_resources(
-        tune.with_parameters(train_trial, prepared=data, settings=trial),
-        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+        tune.with_parameters(train_trial, prepared=data, settings=trial), resources
     )
 
 
-def _max_concurrent(settings: SearchSettings, cluster: ClusterInfo) -> int | None:
-    """--max-concurrent, else every slot of a local machine. Setting it matters: Tune wraps the
-    searcher in a ConcurrencyLimiter, and only then starts all slots' trials at once (with a
-    searcher and no limit it starts one trial at a time, and each waits for the one before to
-    come up: seconds per slot on a small machine). A remote cluster may autoscale, so there
-    the default stays Tune's: no limit."""
-    if settings.max_concurrent or not cluster.local:
+def _max_concurrent(
+    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+) -> int:
+    """--max-concurrent, else every trial slot the cluster has, or can have once its autoscaler
+    has added every node it may. Setting it matters: Tune wraps the searcher in a
+    ConcurrencyLimiter, and only then asks for all slots' trials at once (with a searcher and no
+    limit it starts one trial at a time, each waiting for the one before to come up: seconds per
+    slot, minutes for a cluster of hundreds), and on an autoscaling cluster those waiting trials
+    are the demand that makes the autoscaler add nodes. Slots are counted per node (a node with
+    6 CPUs holds one 4-CPU trial, not 1.5). A driver that cannot see the autoscaler's
+    configuration (not on the head, not KubeRay) gets the live nodes' slots: --max-concurrent
+    lets such a cluster grow further."""
+    if settings.max_concurrent:
         return settings.max_concurrent
-    slots = cluster.cpus // settings.cpus_per_trial
-    if settings.gpus_per_trial > 0:
-        slots = min(slots, cluster.gpus // settings.gpus_per_trial)
-    return max(1, int(slots))
+    cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
+    nodes = cluster.node_resources or ((cluster.cpus, cluster.gpus),)
+    slots = sum(node_slots({"CPU": c, "GPU": g}, cpus, gpus) for c, g in nodes)
+    if autoscaling is not None:
+        slots = max(slots, autoscaling.max_slots(cpus, gpus))
+    return max(1, slots)
 
 
 def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tune.TuneConfig:
@@ -183,20 +207,20 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         mode=MODE,
         points_to_evaluate=starting_points(settings.num_samples),
         sampler=_sampler(settings),
-        storage=_study_storage(settings),
+        storage=driver_study_storage(_study_storage(settings)),
         study_name=settings.name,
         max_epochs=settings.max_epochs,
         time_budget_s=settings.time_budget,
     )
     if settings.scheduler == "asha":
-        scheduler = ASHAScheduler(
+        scheduler = NewestFirstASHA(
             time_attr="training_iteration",
             max_t=settings.max_epochs,
             grace_period=min(settings.grace_period, settings.max_epochs),
             reduction_factor=3,
         )
     else:
-        scheduler = FIFOScheduler()
+        scheduler = NewestFirstFIFO()
     return tune.TuneConfig(
         metric=METRIC,
         mode=MODE,
@@ -214,9 +238,12 @@ def _sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
     if settings.sampler == "random":  # a baseline to measure TPE against
         return optuna.samplers.RandomSampler(seed=settings.seed)
     # constant_liar: trials running in parallel count as bad guesses until they report, so
-    # parallel slots are not all sent to the same spot.
-    return optuna.samplers.TPESampler(
-        seed=settings.seed, multivariate=True, group=True, constant_liar=True
+    # parallel slots are not all sent to the same spot. The window bounds what a suggestion
+    # costs in a long search (poptune/search/window.py says what it trades).
+    return WindowedSampler(
+        optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+        )
     )
 
 
@@ -289,16 +316,18 @@ def prune_checkpoints(exp_dir: Path) -> int:
     return removed
 
 
-def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
+def _check_resources(
+    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+) -> None:
+    """Refuse a search no trial of which could ever start; on an autoscaling cluster, resources
+    its autoscaler can add count (cluster.yaml's GPU workers, or CPU workers with min_workers: 0
+    and a head without CPUs for trials)."""
     if settings.gpus_per_trial > 0 and cluster.gpus < settings.gpus_per_trial:
-        gpu_type = None if cluster.local else autoscaled_node_type("GPU", settings.gpus_per_trial)
-        if gpu_type is not None:  # e.g. cluster.yaml's GPU workers, min_workers: 0
-            print(
-                f"poptune: no GPU node is up yet; the autoscaler starts {gpu_type} nodes for the "
-                "trials (minutes on a cloud)",
-                file=sys.stderr,
-                flush=True,
-            )
+        gpu_type = (
+            autoscaling.node_type_with("GPU", settings.gpus_per_trial) if autoscaling else None
+        )
+        if gpu_type is not None:
+            _autoscaler_starts("GPU node", gpu_type)
             return
         raise UsageError(
             f"--gpus-per-trial {settings.gpus_per_trial:g}: the cluster has "
@@ -306,6 +335,14 @@ def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
             "drop the option or add GPU nodes"
         )
     if cluster.cpus < settings.cpus_per_trial:
+        cpu_type = (
+            autoscaling.node_type_with("CPU", settings.cpus_per_trial) if autoscaling else None
+        )
+        if cpu_type is not None:
+            _autoscaler_starts(
+                f"node with {settings.cpus_per_trial:g} CPU(s) for a trial", cpu_type
+            )
+            return
         raise UsageError(
             f"--cpus-per-trial {settings.cpus_per_trial:g}: the cluster has only "
             f"{cluster.cpus:g} CPU(s); lower it"
@@ -317,6 +354,15 @@ def _check_resources(settings: SearchSettings, cluster: ClusterInfo) -> None:
                 f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
                 f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
             )
+
+
+def _autoscaler_starts(what: str, node_type: str) -> None:
+    print(
+        f"poptune: no {what} is up yet; the autoscaler starts {node_type} nodes for the "
+        "trials (minutes on a cloud)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _write_search_file(

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import time
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from poptune.metric import METRIC
+from poptune.search.study import fast_commits
 
 
 class PoptuneOptunaSearch(OptunaSearch):
@@ -72,6 +74,10 @@ class PoptuneOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
+        # The study's storage comes back unpickled, with a new SQLite engine.
+        backend = getattr(self._ot_study._storage, "_backend", None)
+        if isinstance(backend, optuna.storages.RDBStorage):
+            fast_commits(backend)
         self._run_started = None  # this run's clock starts at its first suggest
         # A driver killed after telling the study a trial's outcome, but before Tune next saved
         # its own state, comes back (--resume) with that trial unfinished: Tune runs it again

@@ -1,0 +1,147 @@
+"""The Optuna study as one driver writes it: what a suggestion, an epoch and an outcome cost.
+
+A search's driver is the only writer of its study, and it writes a lot: each suggestion is
+about 13 SQLite transactions (the trial, each key, the constant liar's guesses), each epoch and
+each outcome one more. Optuna's defaults make that cost more than TPE itself (measured, 32
+running trials, 500 finished: 58 ms a suggestion against 13 ms for the same TPE in memory):
+
+- **Commits wait for the disk.** Each one fsyncs (about 2 ms here). In write-ahead-log mode with
+  ``synchronous=NORMAL`` a commit is a write into the log, synced at checkpoints. That trades
+  nothing against a killed driver or Ctrl-C (committed transactions are in the log, which the
+  next opener replays), only against an operating-system crash or power cut, which may lose the
+  last commits (never corrupt the file): ``--resume`` then finds those trials unfinished. While
+  the search runs the log sits beside the study (``optuna_study.db-wal``, ``-shm``); Optuna and
+  optuna-dashboard read both.
+- **Every read goes back to the database for every running trial**, because another process
+  might have changed them: twice a suggestion (the waiting-trial check, TPE's view), each time
+  loading the 32 running trials with all their keys, guesses and epochs.
+  :class:`SingleWriterStorage` keeps Optuna's cache and reads back only the trials this driver
+  wrote to since it last read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import event
+
+
+def driver_study_storage(storage: optuna.storages.BaseStorage | None):
+    """``storage`` as the search's driver should use it (see the module); others as they are."""
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return storage
+    return SingleWriterStorage(fast_commits(storage))
+
+
+def fast_commits(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
+    """A SQLite study's database in WAL mode with synchronous=NORMAL (a server database keeps
+    its own settings)."""
+    engine = storage.engine
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _pragmas):
+        event.listen(engine, "connect", _pragmas)
+        engine.dispose()  # connections opened before the listener reopen with it
+    return storage
+
+
+def _pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; cheap to repeat
+        cursor.execute("PRAGMA synchronous=NORMAL")  # per connection
+    finally:
+        cursor.close()
+
+
+class SingleWriterStorage(_CachedStorage):
+    """Optuna's cached RDB storage, trusting its copy of each unfinished trial until this
+    process writes to that trial again (Optuna's own re-reads every unfinished trial on every
+    read). Trials created elsewhere are still found (every read asks for newer trial ids)."""
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        super().__init__(backend)
+        self._current: set[int] = set()  # unfinished trials whose cached copy is up to date
+        self._newest: dict[int, int] = {}  # study id -> the highest trial id read or made
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # Unpickled (a resumed search): the driver that pickled it may have written after.
+        super().__setstate__(state)
+        self._current = set()
+        self._newest = {
+            study_id: max((t._trial_id for t in info.trials.values()), default=-1)
+            for study_id, info in self._studies.items()
+        }
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        with self._lock:
+            info = self._studies[study_id]
+            _, number = self._trial_id_to_study_id_and_number[trial_id]
+            if not info.trials[number].state.is_finished():  # as the database returned it
+                info.unfinished_trial_ids.add(trial_id)
+                self._current.add(trial_id)
+            self._newest[study_id] = max(self._newest.get(study_id, -1), trial_id)
+        return trial_id
+
+    def set_trial_param(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().set_trial_param(trial_id, *args, **kwargs)
+        finally:
+            self._stale(trial_id)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        try:
+            return super().set_trial_state_values(trial_id, state=state, values=values)
+        finally:
+            self._stale(trial_id)
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
+        try:
+            super().set_trial_intermediate_value(trial_id, step, value)
+        finally:
+            self._stale(trial_id)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        try:
+            super().set_trial_user_attr(trial_id, key, value)
+        finally:
+            self._stale(trial_id)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        try:
+            super().set_trial_system_attr(trial_id, key, value)
+        finally:
+            self._stale(trial_id)
+
+    def _stale(self, trial_id: int) -> None:
+        # After the write (even a refused one): the next read fetches the trial again.
+        with self._lock:
+            self._current.discard(trial_id)
+
+    def _read_trials_from_remote_storage(self, study_id: int) -> None:
+        with self._lock:
+            info = self._studies.setdefault(study_id, _StudyInfo())
+            trials = self._backend._get_trials(
+                study_id,
+                states=None,
+                included_trial_ids=info.unfinished_trial_ids - self._current,
+                trial_id_greater_than=self._newest.get(study_id, -1),
+            )
+            if not trials:
+                return
+            self._add_trials_to_cache(study_id, trials)
+            for trial in trials:
+                trial_id = trial._trial_id
+                self._newest[study_id] = max(self._newest.get(study_id, -1), trial_id)
+                if trial.state.is_finished():
+                    info.unfinished_trial_ids.discard(trial_id)
+                    info.last_finished_trial_id = max(info.last_finished_trial_id, trial_id)
+                    self._current.discard(trial_id)
+                else:
+                    info.unfinished_trial_ids.add(trial_id)
+                    self._current.add(trial_id)
