@@ -3,7 +3,7 @@
 One 16-trial search (TPE, every trial 5 epochs, 1 CPU per trial: the shape of the issue's first
 measurements) on the full-size built-in data (232,725 rows, 141,497 training rows after
 dedupe), through `run_search` as the CLI calls it, timed from the driver by
-`poptune.search.clock.SearchClock`. Every trial runs all its epochs (fifo), so that Optuna below
+`poptune.estimate.clock.SearchClock`. Every trial runs all its epochs (fifo), so that Optuna below
 trains exactly the same thing; `benchmarks/estimate.py` runs an ASHA search. From it:
 
 - busy share: Σ(epoch seconds measured inside `fit`) / (search wall × concurrent trials), with
@@ -30,7 +30,7 @@ import ray
 from benchmarks._common import FULL_ROWS, SEED, Figure
 from benchmarks._idle import memory_kb
 from poptune.data import DataSource, Prepared, load_source, prepare
-from poptune.search.clock import SearchClock
+from poptune.estimate.clock import SearchClock
 from poptune.search.runner import run_search
 from poptune.search.settings import SearchSettings
 from poptune.spaces import define_space

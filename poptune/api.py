@@ -146,7 +146,7 @@ def preflight(settings: SearchSettings) -> None:
     _require_tracking(settings)
     address = settings.address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        from poptune.search.cluster import _check_reachable
+        from poptune.cluster.session import _check_reachable
 
         _check_reachable(address)  # a closed port: one line now, not after loading the data
         return
@@ -188,7 +188,7 @@ def _analyze(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
         meta = load_search_meta(folder)
         _log_to_mlflow(meta, metrics, folder, settings, log)
         return open_experiment(location, search=meta, **_metrics_of(settings, metrics))
-    from poptune.search.remote import download_experiment, upload
+    from poptune.storage.remote import download_experiment, upload
 
     folder = local_copy(location)
     try:
@@ -287,7 +287,7 @@ def _location(experiment_uri: str) -> str:
 
 def _search_meta(location: str) -> dict[str, Any]:
     if uri.is_remote(location):
-        from poptune.search.remote import read_json_uri
+        from poptune.storage.remote import read_json_uri
 
         return read_json_uri(uri.join(location, SEARCH_FILE))
     from poptune.analysis.analyze import load_search_meta
@@ -298,7 +298,7 @@ def _search_meta(location: str) -> dict[str, Any]:
 def _write_json(location: str, name: str, document: dict) -> str:
     """Write ``document`` as ``name`` in the experiment; return where, as messages show it."""
     if uri.is_remote(location):
-        from poptune.search.remote import write_json_uri
+        from poptune.storage.remote import write_json_uri
 
         write_json_uri(uri.join(location, name), document)
         return uri.shown(uri.join(location, name))

@@ -398,7 +398,7 @@ def _errored_code(experiment: Any) -> int:
 def cmd_estimate(values: dict[str, Any]) -> int:
     from poptune.api import preflight
     from poptune.data import load_source, prepare
-    from poptune.search.estimate import estimate_search
+    from poptune.estimate.predict import estimate_search
 
     settings = search_settings(values)
     preflight(settings)

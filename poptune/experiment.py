@@ -130,7 +130,7 @@ def _read_json(location: str, *parts: str) -> dict[str, Any] | None:
     from poptune.files import read_json
 
     if uri.is_remote(location):
-        from poptune.search.remote import read_json_uri
+        from poptune.storage.remote import read_json_uri
 
         try:
             return read_json_uri(uri.join(location, *parts))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from poptune.search.probe import PROBE_TIMEOUT_S
+from poptune.cluster.probe import PROBE_TIMEOUT_S
 from tests.driver import POPTUNE
 
 pytestmark = pytest.mark.ray

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from poptune.search.autoscale import autoscaled_node_type
+from poptune.cluster.autoscale import autoscaled_node_type
 
 CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
 

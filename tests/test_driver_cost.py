@@ -16,8 +16,8 @@ import yaml
 from optuna.trial import TrialState
 from ray.tune.experiment import Trial
 
-from poptune.search.autoscale import bootstrap_autoscaling, node_slots
-from poptune.search.cluster import ClusterInfo
+from poptune.cluster.autoscale import bootstrap_autoscaling, node_slots
+from poptune.cluster.session import ClusterInfo
 from poptune.search.fast_tpe import log_ndtr, scipy_log_ndtr
 from poptune.search.runner import _max_concurrent
 from poptune.search.scheduling import NewestFirstFIFO

@@ -10,10 +10,10 @@ import pytest
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from poptune.search.clock import EpochTiming, SearchClock
-from poptune.search.epoch_cost import EpochCostModel, sample_space, step_features
-from poptune.search.estimate import trial_slots
-from poptune.search.schedule import (
+from poptune.estimate.clock import EpochTiming, SearchClock
+from poptune.estimate.epoch_cost import EpochCostModel, sample_space, step_features
+from poptune.estimate.predict import trial_slots
+from poptune.estimate.schedule import (
     SlotCosts,
     asha_milestones,
     expected_trial_epochs,
@@ -179,7 +179,7 @@ def test_clock_splits_a_workers_time_into_gaps():
 
 
 def test_a_time_budget_caps_the_predicted_wall_and_trials():
-    from poptune.search.estimate import Calibration, predict_search
+    from poptune.estimate.predict import Calibration, predict_search
 
     model = EpochCostModel(step_coef=(2e-4, 3e-4, 2.5e-4, 4e-4, 2e-9, 8e-9, 1.5e-10),
                            val_coef=(1e-3, 2e-11))  # fmt: skip

@@ -11,9 +11,9 @@ import pytest
 from poptune.data import DataSource
 from poptune.errors import ExperimentError, UsageError
 from poptune.layout import SEARCH_FILE
-from poptune.search.remote import read_json_uri, write_json_uri
 from poptune.search.resume import resumed_settings
 from poptune.search.settings import SearchSettings
+from poptune.storage.remote import read_json_uri, write_json_uri
 
 SHA = "ab" * 32
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from poptune.search.settings import SearchSettings
-from poptune.search.storage import (
+from poptune.cluster.storage import (
     address_host,
     is_this_machine,
     local_storage_warning,
     remote_hosts,
 )
+from poptune.search.settings import SearchSettings
 
 HERE = {"127.0.0.1", "10.0.0.1"}  # this machine, as the tests below pretend
 

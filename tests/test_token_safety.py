@@ -49,12 +49,12 @@ def test_a_private_ray_writes_its_new_token_for_this_user_only(tmp_path):
     assert WARNING not in proc.stderr
 
 
-# Holds poptune's private Ray open (poptune.search.cluster.ray_session, what every search uses)
+# Holds poptune's private Ray open (poptune.cluster.session.ray_session, what every search uses)
 # until its stdin closes; one task first, so a worker process is up as well.
 _HOLD = """
 import json, sys
 import ray
-from poptune.search.cluster import ray_session
+from poptune.cluster.session import ray_session
 with ray_session(None, num_cpus=1):
     ray.get(ray.remote(lambda: 1).remote())
     print(json.dumps({"gcs": ray.get_runtime_context().gcs_address}), flush=True)

@@ -82,7 +82,7 @@ def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:
 
 def _best_config(exp_dir: str | Path) -> dict[str, Any]:
     if uri.is_remote(exp_dir):
-        from poptune.search.remote import read_json_uri
+        from poptune.storage.remote import read_json_uri
 
         source: str | Path = uri.join(str(exp_dir), BEST_CONFIG_FILE)
         try:

@@ -19,8 +19,8 @@ from poptune.data import DataSource
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json
 from poptune.layout import SEARCH_FILE
-from poptune.search.remote import read_json_uri
 from poptune.search.settings import SearchSettings
+from poptune.storage.remote import read_json_uri
 
 # Where the experiment is, how to reach the cluster, how to resume: these may differ from the
 # start (and --force cannot be given with --resume at all).

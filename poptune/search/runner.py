@@ -16,25 +16,25 @@ import optuna
 from ray import tune
 
 from poptune import uri
+from poptune.cluster.autoscale import Autoscaling, find_autoscaling, node_slots
+from poptune.cluster.session import ClusterInfo, ray_session
+from poptune.cluster.storage import local_storage_warning
 from poptune.data import Prepared
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import package_versions, read_json, write_json_atomic
 from poptune.layout import SEARCH_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
-from poptune.search import remote
-from poptune.search.autoscale import Autoscaling, find_autoscaling, node_slots
-from poptune.search.cluster import ClusterInfo, ray_session
 from poptune.search.progress import TrialProgress
 from poptune.search.resume import saved_trial_counts
 from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
-from poptune.search.storage import local_storage_warning
 from poptune.search.study import driver_study_storage
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.search.window import WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
+from poptune.storage import remote
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.splits import TrainingData
 from poptune.trainables.tune import TrialSettings, train_trial
@@ -133,7 +133,7 @@ def run_search(
     elif finished:
         remote.prune_checkpoints_uri(settings.experiment_uri)
     if exp_dir is None and settings.study_storage is None:
-        from poptune.search.study_copy import save_remote_study
+        from poptune.storage.study_copy import save_remote_study
 
         save_remote_study(settings.experiment_uri, settings.name)
     # A spent time budget ends a search before num_samples, and that is no interruption: the

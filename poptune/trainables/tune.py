@@ -46,7 +46,7 @@ def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> N
 
     def report(stats: EpochStats, state: Callable[[], TrainingState]) -> None:
         # The worker's clock at the epoch's end: with `seconds`, when the epoch ran, whatever
-        # the delay before the driver sees the result (poptune.search.clock uses it).
+        # the delay before the driver sees the result (poptune.estimate.clock uses it).
         ended_at = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state(), Path(tmp) / STATE_FILE)

@@ -25,7 +25,7 @@ ASHA_REDUCTION_FACTOR = 3  # runner.py's ASHAScheduler(reduction_factor=...)
 
 @dataclass(frozen=True)
 class SlotCosts:
-    """Where a slot's time goes besides epochs, in seconds (`poptune.search.clock` measures
+    """Where a slot's time goes besides epochs, in seconds (`poptune.estimate.clock` measures
     them): before its first epoch, between a trial's epochs, between trials, and from the last
     epoch to the end of the search."""
 

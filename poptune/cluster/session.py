@@ -15,8 +15,8 @@ from pathlib import Path
 import ray
 from ray._private import ray_constants
 
+from poptune.cluster.probe import check_cluster
 from poptune.errors import UsageError
-from poptune.search.probe import check_cluster
 
 CONNECT_TIMEOUT_S = 10.0
 

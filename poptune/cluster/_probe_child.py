@@ -1,4 +1,4 @@
-"""The child process of :func:`poptune.search.probe.probe_gcs`: `python -P _probe_child.py ADDR`.
+"""The child process of :func:`poptune.cluster.probe.probe_gcs`: `python -P _probe_child.py ADDR`.
 
 It asks the GCS at ADDR (HOST:PORT) whether it is Ray and whether it takes this driver's token,
 and prints one JSON line, ``{"result": ..., "detail": ...}`` (see ``ProbeAnswer``). It runs as a

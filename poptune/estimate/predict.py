@@ -6,7 +6,7 @@ Three measurements and a simulation:
    priced over configs drawn from the search space;
 2. how fast the cluster runs it, and Tune's own costs: one short calibration search on the
    cluster, through `run_search` itself (a few trials of 3 epochs on a slice of the rows),
-   timed by `poptune.search.clock`: the first trial's start, the gaps between epochs and
+   timed by `poptune.estimate.clock`: the first trial's start, the gaps between epochs and
    between trials, and the cluster's epoch time against the cost model's;
 3. the slots: the cluster's CPUs (and GPUs) over a trial's, capped by --max-concurrent;
 4. the schedule (`schedule`): trials played out over the slots, ASHA's stops included.
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from poptune.data import Prepared
-from poptune.search.epoch_cost import EpochCostModel, calibrate_locally, sample_space
-from poptune.search.schedule import SlotCosts, simulate_search
+from poptune.estimate.epoch_cost import EpochCostModel, calibrate_locally, sample_space
+from poptune.estimate.schedule import SlotCosts, simulate_search
 from poptune.search.settings import SearchSettings
 from poptune.trainables.config import REFERENCE, ModelConfig
 
@@ -135,7 +135,7 @@ def calibrate_on_cluster(
     settings: SearchSettings, prepared: Prepared, model: EpochCostModel
 ) -> Calibration:
     """One short search through `run_search` itself, timed by a SearchClock."""
-    from poptune.search.clock import SearchClock
+    from poptune.estimate.clock import SearchClock
     from poptune.search.runner import run_search
 
     # A few slots show the overheads; a local machine may have fewer than that.

@@ -21,7 +21,7 @@ import pyarrow.fs
 
 from poptune import uri
 from poptune.layout import STUDY_FILE
-from poptune.search.remote import filesystem, upload
+from poptune.storage.remote import filesystem, upload
 
 SEARCHER_STATE_PREFIX = "searcher-state-"  # Tune's name for a saved searcher
 
