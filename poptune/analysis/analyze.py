@@ -1,4 +1,15 @@
-"""`poptune analyze`: best trial → retrained winner and baselines → metrics.json and report."""
+"""`poptune analyze`: the analysis step, from a finished search to its report, in order.
+
+1. Finalists: the search's top configs and each family's best, retrained with several seeds;
+   the winner is the lowest mean validation MSE (best_config.json is rewritten for it).
+2. Baselines, the per-family table and (with ``--ensemble K``) the ensemble, all scored on the
+   same test rows.
+3. The final model (the winner's seed ensemble) is bundled in ``model/``, for `poptune predict`.
+4. Where it errs and what drives it, importance, plots; then metrics.json, report.md and
+   report.html.
+
+Retrains are shared through one pool, so no config is trained twice.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +18,65 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from poptune.analysis.baselines import baseline_scores
+from poptune.analysis.ensemble import ensemble
 from poptune.analysis.export import write_best_config
-from poptune.analysis.finalists import Finalist, finalists
-from poptune.analysis.insight import build_insight
+from poptune.analysis.finalists import family_table, finalists
+from poptune.analysis.importance import read_importances, study_url
+from poptune.analysis.metrics import added_metrics, contract_metrics
+from poptune.analysis.profile import band_errors, correlations, partial_dependence, skewed_values
+from poptune.analysis.report import plots, sections
 from poptune.analysis.report.html import markdown_to_html
 from poptune.analysis.report.summary import finalists_table, markdown_report, terminal_table
-from poptune.analysis.results import SearchResults, read_results
-from poptune.analysis.retrain import RetrainPool
+from poptune.analysis.results import SearchResults, best_per_family, read_results
+from poptune.analysis.retrain import Retrained, RetrainPool
 from poptune.data import DataSource, Prepared, load_source, prepare
 from poptune.errors import ExperimentError, UsageError
-from poptune.files import read_json, write_json_atomic, write_text_atomic
+from poptune.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from poptune.layout import (
     ANALYSIS_DIR,
     METRICS_FILE,
     MODEL_DIR,
+    PLOTS_DIR,
     REPORT_FILE,
     REPORT_HTML_FILE,
     SEARCH_FILE,
 )
+from poptune.metric import clip_popularity, regression_scores
+from poptune.options import integer, option
+from poptune.trainables import predict
+from poptune.trainables.bundle import write_bundle
+from poptune.trainables.ensemble import SeedEnsemble
+
+PD_SHOWN = 6  # partial-dependence panels: the features that move the prediction most
 
 
 @dataclass(frozen=True)
 class AnalyzeSettings:
-    seeds: int = 3
-    finalists: int = 3  # top configs re-evaluated with `seeds` seeds (plus each family's best)
-    ensemble: int = 0
-    data: str | None = None  # override the searched data path (the file moved)
-    out: str | None = None  # default: <experiment>/analysis
+    """Each field is also an option of `poptune analyze` (`poptune run` takes all but --data)."""
+
+    seeds: int = option(
+        3, parse=integer, metavar="K", help="retrain each finalist K times (default 3)"
+    )
+    # The top configs, plus each family's best, are re-evaluated with `seeds` seeds each.
+    finalists: int = option(
+        3,
+        parse=integer,
+        metavar="K",
+        help="re-evaluate the top K configs (and each family's best) and choose the winner by "
+        "mean validation error (default 3)",
+    )
+    ensemble: int = option(
+        0, parse=integer, metavar="K", help="also average the top-K distinct configs (default: off)"
+    )
+    data: str | None = option(  # overrides the searched data path (the file moved)
+        None, metavar="PATH", help="the searched CSV, if it moved since the search (sha256-checked)"
+    )
+    out: str | None = option(  # None: <experiment>/analysis
+        None, metavar="DIR", help="analysis output dir (default: EXP_DIR/analysis)"
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.seeds, int) or self.seeds < 1:
@@ -70,6 +112,7 @@ def prepared_for(meta: dict[str, Any], data_override: str | None) -> Prepared:
 def analyze(
     exp_dir: str | Path, settings: AnalyzeSettings, *, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
+    """Analyze the search in ``exp_dir`` into ``settings.out``; return metrics.json's content."""
     exp_dir = Path(exp_dir)
     meta = load_search_meta(exp_dir)
     out = Path(settings.out) if settings.out else exp_dir / ANALYSIS_DIR
@@ -93,85 +136,97 @@ def analyze(
     log(finalists_table([f.to_dict() for f in rows]))
     log("training and scoring the baselines (mean, linear, hgb, seed_mlp)…")
     baselines = baseline_scores(prepared, seed=seed)
-    metrics = build_metrics(chosen, rows, baselines, prepared, results, meta)
-    insight = build_insight(
-        exp_dir, out, results, prepared, chosen.retrained, meta, pool=pool,
-        ensemble_k=settings.ensemble, log=log,
-    )  # fmt: skip
-    metrics = {**metrics, **insight.metrics}  # new keys only: the contract keys stay as they are
+    families = family_table(results, pool)  # the finalists hold each family's best already
+    ens = None
+    if settings.ensemble:
+        log(f"building the ensemble of the top {settings.ensemble} distinct configs…")
+        ens = ensemble(results, settings.ensemble, pool, prepared)
+
+    # The bundled model is the final model (the winner's seed ensemble); the test plots show
+    # that model, so they describe exactly what `poptune predict` will answer.
+    model, test_pred, model_info = _bundle_final_model(out / MODEL_DIR, chosen.retrained, prepared)
+    target_scale = chosen.retrained.fits[0].target_scale
+    importances, importance_note = read_importances(exp_dir, meta["settings"], log)
+    corr = correlations(prepared)
+    curves = partial_dependence(model, target_scale, prepared, seed=seed)
+    bands = band_errors(prepared.y_test, test_pred)
+    figures = {
+        "optimization_history": _history_plot(results, horizon),
+        "family_best": plots.family_best(
+            {f: [t.best_val_mse for t in ts] for f, ts in best_per_family(results).items()}
+        ),
+        "importance": plots.importance(importances),
+        "predicted_vs_actual": plots.predicted_vs_actual(
+            prepared.y_test, test_pred, model_info["test_rmse"]
+        ),
+        "error_by_band": plots.error_by_band(bands),
+        "correlations": plots.correlations(corr),
+        "skewed_features": plots.histograms(skewed_values(prepared)),
+        "partial_dependence": plots.partial_dependence(curves[:PD_SHOWN]),
+    }
+    for name, png in figures.items():
+        write_bytes_atomic(out / PLOTS_DIR / f"{name}.png", png)
+
+    shown = [f"{PLOTS_DIR}/{name}.png" for name in figures]
+    metrics = {  # added keys are new ones only: the contract keys stay as they are
+        **contract_metrics(chosen, rows, baselines, prepared, results, meta),
+        **added_metrics(families, ens, model_info, bands, importances, corr, curves, shown),
+    }
     write_json_atomic(out / METRICS_FILE, metrics)
-    report = markdown_report(metrics) + "\n" + insight.markdown
+    parts = [
+        sections.families_md(families),
+        sections.ensemble_md(ens) if ens is not None else "",
+        sections.search_md(importance_note),
+        sections.test_md(model_info, bands),
+        sections.drivers_md(corr, curves),
+        sections.bundle_md(out / MODEL_DIR),
+        sections.explore_md(exp_dir, study_url(exp_dir, meta["settings"])),
+    ]
+    report = markdown_report(metrics) + "\n" + "\n".join(p for p in parts if p)
     write_text_atomic(out / REPORT_FILE, report)
     write_text_atomic(out / REPORT_HTML_FILE, markdown_to_html(report, out))
     log(terminal_table(metrics))
-    log(insight.summary)
+    log(sections.terminal_summary(families, ens))
     log(f"wrote {out / METRICS_FILE}, {REPORT_FILE}, {REPORT_HTML_FILE} and {MODEL_DIR}/ there")
     return metrics
 
 
-def build_metrics(
-    chosen: Finalist,
-    rows: list[Finalist],
-    baselines: dict[str, dict[str, float]],
-    prepared: Prepared,
-    results: SearchResults,
-    meta: dict[str, Any],
-) -> dict[str, Any]:
-    info = prepared.info
-    winner = chosen.retrained
-    members = len(winner.seeds)
-    return {
-        "test": {
-            "rmse": winner.test_rmse.mean,
-            "mae": winner.test_mae.mean,
-            "rmse_std": winner.test_rmse.std,
-            "mae_std": winner.test_mae.std,
-            "rmse_ci95": list(winner.test_rmse.ci95),
-            "mae_ci95": list(winner.test_mae.ci95),
-            "n_seeds": members,
-            "epochs": winner.epochs,
-            "best_epochs": list(winner.best_epochs),
-            "what": f"the winner retrained with {members} seed(s), each model scored alone",
-        },
-        "val": {
-            "mse": chosen.trial.best_val_mse,  # its trial's, as the search saw it
-            "mse_retrained": winner.val_mse.mean,
-        },
-        "baselines": baselines,
-        "best_config": winner.config.to_dict(),
-        "finalists": [f.to_dict() for f in rows],
-        "final": {
-            "rmse": winner.ensemble_test["rmse"],
-            "mae": winner.ensemble_test["mae"],
-            "val_mse": winner.ensemble_val_mse,
-            "members": members,
-            "what": (
-                f"seed ensemble: the winner trained with {members} seeds (best validation epoch "
-                "of each), predictions averaged; the bundled model"
-                if members > 1
-                else "the winner trained once (best validation epoch); the bundled model"
-            ),
-        },
-        "data": {
-            "source": info.source,
-            "sha256": info.sha256,
-            "synthetic": info.synthetic,
-            "rows_raw": info.rows_raw,
-            "rows_used": info.rows_used,
-            "duplicates_dropped": info.duplicates_dropped,
-            "dropped": info.dropped,
-            "fixed": info.fixed,
-            "dedupe": info.dedupe,
-            "train": info.train,
-            "val": info.val,
-            "test": info.test,
-        },
-        "search": {
-            "trials": len(results.trials),
-            "terminated": results.terminated,
-            "errored": results.errored,
-            "unfinished": results.unfinished,
-            "wall_s": float(meta.get("wall_s") or 0.0),
-            "time_budget_s": meta["settings"].get("time_budget"),
-        },
+def _bundle_final_model(
+    model_dir: Path, winner: Retrained, prepared: Prepared
+) -> tuple[SeedEnsemble, np.ndarray, dict[str, Any]]:
+    """Write the winner's seed ensemble as the model bundle; return it, its clipped test
+    predictions and metrics.json's ``model`` entry."""
+    model, target_scale = winner.seed_ensemble(), winner.fits[0].target_scale
+    test_pred = clip_popularity(predict(model, prepared.x_test, target_scale))
+    scores = regression_scores(prepared.y_test, test_pred)
+    model_info = {
+        "dir": MODEL_DIR,
+        "seeds": list(winner.seeds),
+        "members": len(winner.seeds),
+        "epochs": winner.epochs,
+        "best_epochs": list(winner.best_epochs),
+        "val_mse": winner.ensemble_val_mse,
+        "test_rmse": scores["rmse"],
+        "test_mae": scores["mae"],
     }
+    write_bundle(
+        model_dir,
+        model,
+        target_scale,
+        winner.config,
+        prepared,
+        training={k: model_info[k] for k in ("epochs", "best_epochs", "seeds")},
+        scores={k: model_info[k] for k in ("val_mse", "test_rmse", "test_mae")},
+    )
+    return model, test_pred, model_info
+
+
+def _history_plot(results: SearchResults, max_epochs: int) -> bytes:
+    # Tune lists trials in the order it created them, which is the order TPE sampled them.
+    scored = [(i + 1, t) for i, t in enumerate(results.trials) if t.best_val_mse is not None]
+    return plots.optimization_history(
+        [i for i, _ in scored],
+        [t.best_val_mse for _, t in scored],
+        [t.config.family for _, t in scored],
+        [t.epochs < max_epochs for _, t in scored],
+    )

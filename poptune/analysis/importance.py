@@ -9,6 +9,7 @@ them as PRUNED with that value): they are most of a search, and they were stoppe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,21 @@ def family_importances(study: optuna.Study, *, seed: int = 0) -> list[FamilyImpo
             FamilyImportance(family, len(mine), pruned, {k: float(v) for k, v in scores.items()})
         )
     return out
+
+
+def read_importances(
+    exp_dir: Path, settings: dict[str, Any], log: Callable[[str], None] = print
+) -> tuple[list[FamilyImportance], str]:
+    """The importances of the search's study, and a note for the report where there are none."""
+    url = study_url(exp_dir, settings)
+    if url is None:
+        return [], "No Optuna study was found next to the experiment, so no importance."
+    try:
+        study = load_study(url, settings["name"])
+        return family_importances(study, seed=settings["seed"]), ""
+    except Exception as exc:  # any storage failure: importance is optional, the report is not
+        log(f"note: no parameter importance: cannot read the Optuna study ({exc})")
+        return [], f"The Optuna study could not be read ({type(exc).__name__}), so no importance."
 
 
 def _family_study(trials: list[FrozenTrial]) -> optuna.Study:

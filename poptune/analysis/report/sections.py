@@ -1,6 +1,6 @@
-"""The prose of the insight sections of report.md (and the terminal summary), from numbers.
+"""The prose of the sections of report.md after its head (and the terminal summary), from numbers.
 
-Kept apart from the computation in ``insight``: wording changes never touch what is measured.
+Kept apart from the computation in ``analysis``: wording changes never touch what is measured.
 """
 
 from __future__ import annotations
