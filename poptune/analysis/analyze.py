@@ -144,8 +144,10 @@ def analyze(
 
     # The bundled model is the final model (the winner's seed ensemble); the test plots show
     # that model, so they describe exactly what `poptune predict` will answer.
-    model, test_pred, model_info = _bundle_final_model(out / MODEL_DIR, chosen.retrained, prepared)
-    target_scale = chosen.retrained.fits[0].target_scale
+    winner = chosen.retrained
+    model, target_scale = winner.seed_ensemble(), winner.fits[0].target_scale
+    test_pred = clip_popularity(predict(model, prepared.x_test, target_scale))
+    model_info = _write_bundle(out / MODEL_DIR, winner, model, test_pred, prepared)
     importances, importance_note = read_importances(exp_dir, meta["settings"], log)
     corr = correlations(prepared)
     curves = partial_dependence(model, target_scale, prepared, seed=seed)
@@ -191,13 +193,15 @@ def analyze(
     return metrics
 
 
-def _bundle_final_model(
-    model_dir: Path, winner: Retrained, prepared: Prepared
-) -> tuple[SeedEnsemble, np.ndarray, dict[str, Any]]:
-    """Write the winner's seed ensemble as the model bundle; return it, its clipped test
-    predictions and metrics.json's ``model`` entry."""
-    model, target_scale = winner.seed_ensemble(), winner.fits[0].target_scale
-    test_pred = clip_popularity(predict(model, prepared.x_test, target_scale))
+def _write_bundle(
+    model_dir: Path,
+    winner: Retrained,
+    model: SeedEnsemble,
+    test_pred: np.ndarray,
+    prepared: Prepared,
+) -> dict[str, Any]:
+    """Bundle the final model (``model``: the winner's seed ensemble, ``test_pred``: its clipped
+    test predictions); return metrics.json's ``model`` entry."""
     scores = regression_scores(prepared.y_test, test_pred)
     model_info = {
         "dir": MODEL_DIR,
@@ -212,13 +216,13 @@ def _bundle_final_model(
     write_bundle(
         model_dir,
         model,
-        target_scale,
+        winner.fits[0].target_scale,
         winner.config,
         prepared,
         training={k: model_info[k] for k in ("epochs", "best_epochs", "seeds")},
         scores={k: model_info[k] for k in ("val_mse", "test_rmse", "test_mae")},
     )
-    return model, test_pred, model_info
+    return model_info
 
 
 def _history_plot(results: SearchResults, max_epochs: int) -> bytes:
