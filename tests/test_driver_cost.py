@@ -16,10 +16,10 @@ import yaml
 from optuna.trial import TrialState
 from ray.tune.experiment import Trial
 
-from poptune.cluster.autoscale import bootstrap_autoscaling, node_slots
-from poptune.cluster.session import ClusterInfo
+from poptune.cluster.autoscale import bootstrap_autoscaling
+from poptune.cluster.capacity import ClusterInfo, check_fits, max_concurrent, node_slots
+from poptune.errors import UsageError
 from poptune.search.fast_tpe import log_ndtr, scipy_log_ndtr
-from poptune.search.runner import _max_concurrent
 from poptune.search.scheduling import NewestFirstFIFO
 from poptune.search.settings import SearchSettings
 from poptune.search.study import driver_study_storage
@@ -210,9 +210,9 @@ def test_slots_are_counted_per_node():
     assert node_slots({"CPU": 8}, 1, 1) == 0  # a trial needing a GPU never runs here
     two_nodes = ClusterInfo("127.0.0.1:6379", cpus=12, gpus=0, nodes=2,
                             node_resources=((6.0, 0.0), (6.0, 0.0)))  # fmt: skip
-    assert _max_concurrent(_settings(cpus_per_trial=4), two_nodes) == 2
-    assert _max_concurrent(_settings(cpus_per_trial=1), two_nodes) == 12
-    assert _max_concurrent(_settings(cpus_per_trial=4, max_concurrent=1), two_nodes) == 1
+    assert max_concurrent(_settings(cpus_per_trial=4), two_nodes) == 2
+    assert max_concurrent(_settings(cpus_per_trial=1), two_nodes) == 12
+    assert max_concurrent(_settings(cpus_per_trial=4, max_concurrent=1), two_nodes) == 1
 
 
 def test_an_autoscaling_clusters_limit_is_its_maximum(tmp_path):
@@ -231,9 +231,34 @@ def test_an_autoscaling_clusters_limit_is_its_maximum(tmp_path):
     autoscaling = bootstrap_autoscaling(path)
     nothing_up = ClusterInfo("127.0.0.1:6379", cpus=0, gpus=0, nodes=1, node_resources=((0, 0),))
     # 5 workers at most: 8 slots each at 1 CPU per trial.
-    assert _max_concurrent(_settings(cpus_per_trial=1), nothing_up, autoscaling) == 40
+    assert max_concurrent(_settings(cpus_per_trial=1), nothing_up, autoscaling) == 40
     # GPU trials fit only on the 2 GPU workers, 4 a GPU at 0.25.
-    assert _max_concurrent(_settings(gpus_per_trial=0.25), nothing_up, autoscaling) == 8
+    assert max_concurrent(_settings(gpus_per_trial=0.25), nothing_up, autoscaling) == 8
     assert autoscaling.node_type_with("CPU", 2) == "cpu"
     assert autoscaling.node_type_with("GPU", 2) is None
     assert bootstrap_autoscaling(tmp_path / "missing.yaml") is None
+
+
+def test_a_search_that_cannot_fit_is_refused_with_the_fix(capsys, tmp_path):
+    no_cpus = ClusterInfo("127.0.0.1:6379", cpus=0, gpus=0, nodes=1, node_resources=((0, 0),))
+    with pytest.raises(UsageError, match=r"--cpus-per-trial 1: the cluster has only 0 CPU\(s\); "):
+        check_fits(_settings(), no_cpus)
+    machine = ClusterInfo(None, cpus=2, gpus=0, nodes=1)
+    with pytest.raises(UsageError, match=r"this machine has only 2 CPU.*--address"):
+        check_fits(_settings(cpus_per_trial=4), machine)
+    with pytest.raises(UsageError, match="--max-concurrent 3: this machine fits only 2 trial"):
+        check_fits(_settings(max_concurrent=3), machine)
+    with pytest.raises(UsageError, match=r"--gpus-per-trial 0\.5: this machine has 0 GPU"):
+        check_fits(_settings(gpus_per_trial=0.5), machine)
+    check_fits(_settings(max_concurrent=2), machine)
+    # The nodes an autoscaler can add count: the search starts and says what will come up.
+    path = tmp_path / "ray_bootstrap_config.yaml"
+    path.write_text(yaml.safe_dump({
+        "max_workers": 2, "head_node_type": "head",
+        "available_node_types": {"head": {"resources": {"CPU": 0}},
+                                 "cpu_worker": {"resources": {"CPU": 2}, "max_workers": 2}},
+    }))  # fmt: skip
+    check_fits(_settings(), no_cpus, bootstrap_autoscaling(path))
+    assert "the autoscaler starts cpu_worker nodes" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--cpus-per-trial 4: the cluster has only 0"):
+        check_fits(_settings(cpus_per_trial=4), no_cpus, bootstrap_autoscaling(path))

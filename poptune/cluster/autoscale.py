@@ -13,11 +13,12 @@ demand is what makes the autoscaler add nodes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from poptune.cluster.capacity import node_slots
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 UNBOUNDED_NODES = 10_000  # a node group without a maximum (KubeRay's -1)
@@ -64,14 +65,6 @@ class Autoscaling:
             slots += each * taken
             room -= taken
         return slots
-
-
-def node_slots(resources: dict[str, float], cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """Trials one node holds: its CPUs and GPUs divided by each trial's, rounded down."""
-    slots = math.floor(float(resources.get("CPU", 0)) / cpus_per_trial + 1e-9)
-    if gpus_per_trial > 0:
-        slots = min(slots, math.floor(float(resources.get("GPU", 0)) / gpus_per_trial + 1e-9))
-    return max(0, slots)
 
 
 def bootstrap_autoscaling(config_path: Path = BOOTSTRAP_CONFIG) -> Autoscaling | None:

@@ -9,30 +9,16 @@ import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 from ray._private import ray_constants
 
+from poptune.cluster.capacity import ClusterInfo
 from poptune.cluster.probe import check_cluster
 from poptune.errors import UsageError
 
 CONNECT_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    address: str | None  # None: a private local Ray started for this run
-    cpus: float
-    gpus: float
-    nodes: int
-    hosts: tuple[str, ...] = ()  # IP address of every live node
-    node_resources: tuple[tuple[float, float], ...] = ()  # (CPUs, GPUs) of every live node
-
-    @property
-    def local(self) -> bool:
-        return self.address is None
 
 
 @contextmanager

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from ray import tune
 
 from poptune import uri
-from poptune.cluster.autoscale import Autoscaling, find_autoscaling, node_slots
-from poptune.cluster.session import ClusterInfo, ray_session
+from poptune.cluster import capacity
+from poptune.cluster.autoscale import find_autoscaling
+from poptune.cluster.session import ray_session
 from poptune.cluster.storage import local_storage_warning
 from poptune.data import Prepared
-from poptune.errors import ExperimentError, UsageError
-from poptune.files import package_versions, read_json, write_json_atomic
-from poptune.layout import SEARCH_FILE, STUDY_FILE
+from poptune.errors import UsageError
+from poptune.layout import STUDY_FILE
 from poptune.metric import METRIC, MODE
+from poptune.search.experiment_files import (
+    check_experiment_dir,
+    previous_wall_s,
+    prune_checkpoints,
+    replace_experiment_dir,
+    write_search_file,
+)
 from poptune.search.progress import TrialProgress
 from poptune.search.resume import saved_trial_counts
 from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
@@ -72,15 +77,15 @@ def run_search(
     (simulating a bigger one); ignored when joining a cluster.
     """
     _quiet_tune()
-    exp_dir = _check_experiment_dir(settings)
-    previous_wall_s = _previous_wall_s(settings) if settings.resume else 0.0
+    exp_dir = check_experiment_dir(settings)
+    wall_before = previous_wall_s(settings) if settings.resume else 0.0
     with ray_session(settings.address, num_cpus=local_cpus) as cluster:
         autoscaling = None if cluster.local else find_autoscaling()
-        _check_resources(settings, cluster, autoscaling)
+        capacity.check_fits(settings, cluster, autoscaling)
         # Only now, with the cluster joined and able to run trials, is an old experiment
         # replaced (--force): a failed connection must not cost the user their results.
         if exp_dir is not None:
-            _replace_experiment_dir(exp_dir, settings)
+            replace_experiment_dir(exp_dir, settings)
         elif settings.force:
             remote.delete(settings.experiment_uri)
         warning = local_storage_warning(settings, cluster.address, cluster.hosts)
@@ -98,7 +103,7 @@ def run_search(
             tuner = tune.Tuner(
                 trainable,
                 tune_config=_tune_config(
-                    settings, max_concurrent=_max_concurrent(settings, cluster, autoscaling)
+                    settings, max_concurrent=capacity.max_concurrent(settings, cluster, autoscaling)
                 ),
                 run_config=tune.RunConfig(
                     name=settings.name,
@@ -117,13 +122,13 @@ def run_search(
                     verbose=0,
                 ),
             )
-        _write_search_file(settings, prepared, wall_s=None)
+        write_search_file(settings, prepared, wall_s=None)
         started = time.perf_counter()
         with sigterm_as_sigint():  # pre-emption: save state and stop, as on Ctrl-C
             tuner.fit()
         wall_s = time.perf_counter() - started
-    wall_s += previous_wall_s
-    _write_search_file(settings, prepared, wall_s=wall_s)
+    wall_s += wall_before
+    write_search_file(settings, prepared, wall_s=wall_s)
     # Counted from the saved state: after an interrupt the returned grid calls stopped trials
     # TERMINATED, and trials never started are in neither.
     saved = saved_trial_counts(settings.experiment_uri)
@@ -176,28 +181,6 @@ def _trainable(settings: SearchSettings, prepared: Prepared, swapped: Callable |
     return tune.with_resources(
         tune.with_parameters(train_trial, prepared=data, settings=trial), resources
     )
-
-
-def _max_concurrent(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
-) -> int:
-    """--max-concurrent, else every trial slot the cluster has, or can have once its autoscaler
-    has added every node it may. Setting it matters: Tune wraps the searcher in a
-    ConcurrencyLimiter, and only then asks for all slots' trials at once (with a searcher and no
-    limit it starts one trial at a time, each waiting for the one before to come up: seconds per
-    slot, minutes for a cluster of hundreds), and on an autoscaling cluster those waiting trials
-    are the demand that makes the autoscaler add nodes. Slots are counted per node (a node with
-    6 CPUs holds one 4-CPU trial, not 1.5). A driver that cannot see the autoscaler's
-    configuration (not on the head, not KubeRay) gets the live nodes' slots: --max-concurrent
-    lets such a cluster grow further."""
-    if settings.max_concurrent:
-        return settings.max_concurrent
-    cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
-    nodes = cluster.node_resources or ((cluster.cpus, cluster.gpus),)
-    slots = sum(node_slots({"CPU": c, "GPU": g}, cpus, gpus) for c, g in nodes)
-    if autoscaling is not None:
-        slots = max(slots, autoscaling.max_slots(cpus, gpus))
-    return max(1, slots)
 
 
 def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tune.TuneConfig:
@@ -274,118 +257,3 @@ def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | No
             f"--study-storage {url!r}: cannot open it ({exc}); use a SQLAlchemy URL such as "
             "sqlite:///study.db or postgresql://user@host/db"
         ) from exc
-
-
-def _check_experiment_dir(settings: SearchSettings) -> Path | None:
-    """Refuse an experiment that would be overwritten or that --resume cannot find; return the
-    local experiment dir (None for remote storage)."""
-    if settings.storage_is_local:
-        exp_dir: Path | None = uri.local_path(settings.experiment_uri)
-        where = str(exp_dir)
-        exists = exp_dir.exists() and any(exp_dir.iterdir())
-    else:
-        exp_dir, where = None, uri.shown(settings.experiment_uri)
-        exists = remote.holds_files(settings.experiment_uri)
-    if settings.resume and not exists:
-        raise ExperimentError(
-            f"--resume: there is no experiment at {where}; check --storage and --name"
-        )
-    if exists and not settings.resume and not settings.force:
-        raise ExperimentError(
-            f"experiment {where} already exists; pass --resume to continue it, "
-            "--force to replace it, or choose another --name"
-        )
-    return exp_dir
-
-
-def _replace_experiment_dir(exp_dir: Path, settings: SearchSettings) -> None:
-    if settings.force and exp_dir.exists():
-        shutil.rmtree(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-
-
-def prune_checkpoints(exp_dir: Path) -> int:
-    """Keep only the newest checkpoint of each trial of a finished search; return how many
-    were removed. Only called when no trial is left to resume."""
-    removed = 0
-    for trial_dir in (p for p in exp_dir.iterdir() if p.is_dir()):
-        checkpoints = sorted(trial_dir.glob("checkpoint_*"))
-        for old in checkpoints[:-1]:
-            shutil.rmtree(old)
-            removed += 1
-    return removed
-
-
-def _check_resources(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
-) -> None:
-    """Refuse a search no trial of which could ever start; on an autoscaling cluster, resources
-    its autoscaler can add count (cluster.yaml's GPU workers, or CPU workers with min_workers: 0
-    and a head without CPUs for trials)."""
-    if settings.gpus_per_trial > 0 and cluster.gpus < settings.gpus_per_trial:
-        gpu_type = (
-            autoscaling.node_type_with("GPU", settings.gpus_per_trial) if autoscaling else None
-        )
-        if gpu_type is not None:
-            _autoscaler_starts("GPU node", gpu_type)
-            return
-        raise UsageError(
-            f"--gpus-per-trial {settings.gpus_per_trial:g}: the cluster has "
-            f"{cluster.gpus:g} GPU(s), so no trial could ever start; "
-            "drop the option or add GPU nodes"
-        )
-    if cluster.cpus < settings.cpus_per_trial:
-        cpu_type = (
-            autoscaling.node_type_with("CPU", settings.cpus_per_trial) if autoscaling else None
-        )
-        if cpu_type is not None:
-            _autoscaler_starts(
-                f"node with {settings.cpus_per_trial:g} CPU(s) for a trial", cpu_type
-            )
-            return
-        raise UsageError(
-            f"--cpus-per-trial {settings.cpus_per_trial:g}: the cluster has only "
-            f"{cluster.cpus:g} CPU(s); lower it"
-        )
-    if settings.max_concurrent and cluster.local:
-        slots = int(cluster.cpus // settings.cpus_per_trial)
-        if settings.max_concurrent > slots:
-            raise UsageError(
-                f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
-                f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
-            )
-
-
-def _autoscaler_starts(what: str, node_type: str) -> None:
-    print(
-        f"poptune: no {what} is up yet; the autoscaler starts {node_type} nodes for the "
-        "trials (minutes on a cloud)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _write_search_file(
-    settings: SearchSettings, prepared: Prepared, *, wall_s: float | None
-) -> None:
-    doc = {
-        "settings": settings.to_dict(),
-        "data": prepared.info.to_dict(),
-        "wall_s": wall_s,
-        "versions": package_versions(),
-    }
-    if settings.storage_is_local:
-        write_json_atomic(uri.local_path(settings.experiment_uri) / SEARCH_FILE, doc)
-    else:  # s3://, gs://: --resume and `poptune analyze` of the URI need it there too
-        remote.write_json_uri(uri.join(settings.experiment_uri, SEARCH_FILE), doc)
-
-
-def _previous_wall_s(settings: SearchSettings) -> float:
-    try:
-        if settings.storage_is_local:
-            meta = read_json(uri.local_path(settings.experiment_uri) / SEARCH_FILE)
-        else:
-            meta = remote.read_json_uri(uri.join(settings.experiment_uri, SEARCH_FILE))
-        return float(meta.get("wall_s") or 0.0)
-    except (OSError, ValueError):
-        return 0.0
