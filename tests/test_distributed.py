@@ -3,11 +3,11 @@
 Head and worker have 1 CPU each, so two trials run at once, one per node. The head is told to
 declare a silent node dead after ~3 s instead of Ray's ~15 s, only to keep the test short.
 
-The searches say `--max-concurrent 2`, the cluster's two slots, so that Tune asks for both
-trials' workers at once. Without it (on a cluster given by --address) Tune starts one trial at a
-time, and with reused workers a trial that ends before the next node's worker is up (5.5 s for
+No search says --max-concurrent: poptune takes the limit from the nodes it joined (two slots),
+so Tune asks for both trials' workers at once. With no limit at all Tune would start one trial at
+a time, and with reused workers a trial that ends before the next node's worker is up (5.5 s for
 a fresh worker here, against 9 s for the longest trial) hands that worker's trial its own: then
-every trial can run on the head.
+every trial could run on the head.
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ def test_trials_spread_over_both_nodes(cli, head, worker, ray_token, tmp_path):
     # (both are asked for at once); a trial that ends first hands its worker the next trial.
     r = cli(
         "search", "--address", head.address, "--synthetic-rows", "100000", "--num-samples", "4",
-        "--max-epochs", "8", "--max-concurrent", "2", "--scheduler", "fifo",
+        "--max-epochs", "8", "--scheduler", "fifo",
         "--storage", tmp_path / "runs", "--name", "spread", env=driver_env(ray_token),
         timeout=300,
     )  # fmt: skip
     assert r.code == 0, r.err[-3000:]
+    assert "up to 2 trial(s) at once on 2 node(s) (2 CPUs)" in r.out  # both nodes' slots
     # All nodes share this machine's disk, so a local --storage is right and is not warned about.
     assert "warning" not in r.err
     results = read_results(tmp_path / "runs" / "spread")
@@ -105,7 +106,7 @@ def test_lost_worker_node_trials_resume_from_their_checkpoints(head, worker, ray
     exp_dir = tmp_path / "runs" / "lost"
     driver = start_driver(
         "search", "--address", head.address, "--synthetic-rows", "100000",
-        "--num-samples", samples, "--max-epochs", epochs, "--max-concurrent", "2",
+        "--num-samples", samples, "--max-epochs", epochs,
         "--scheduler", "fifo", "--storage", tmp_path / "runs", "--name", "lost",
         env=driver_env(ray_token), cwd=tmp_path,
     )  # fmt: skip

@@ -15,7 +15,8 @@ from ray import tune
 
 from poptune import uri
 from poptune.cluster import capacity
-from poptune.cluster.autoscale import find_autoscaling
+from poptune.cluster.autoscale import Autoscaling, find_autoscaling
+from poptune.cluster.capacity import ClusterInfo
 from poptune.cluster.session import ray_session
 from poptune.cluster.storage import local_storage_warning
 from poptune.data import Prepared
@@ -100,11 +101,14 @@ def run_search(
                 resume_errored=settings.retry_errored,
             )
         else:
+            limit = capacity.max_concurrent(settings, cluster, autoscaling)
+            print(
+                f"poptune: up to {limit} trial(s) at once {_where(cluster, autoscaling)}",
+                flush=True,
+            )
             tuner = tune.Tuner(
                 trainable,
-                tune_config=_tune_config(
-                    settings, max_concurrent=capacity.max_concurrent(settings, cluster, autoscaling)
-                ),
+                tune_config=_tune_config(settings, max_concurrent=limit),
                 run_config=tune.RunConfig(
                     name=settings.name,
                     storage_path=settings.storage_uri,
@@ -151,6 +155,13 @@ def run_search(
         errored=saved.errored,
         wall_s=wall_s,
     )
+
+
+def _where(cluster: ClusterInfo, autoscaling: Autoscaling | None) -> str:
+    if cluster.local:
+        return f"on this machine ({cluster.cpus:g} CPUs)"
+    grows = " and the nodes its autoscaler may add" if autoscaling is not None else ""
+    return f"on {cluster.nodes} node(s) ({cluster.cpus:g} CPUs){grows}"
 
 
 def _quiet_tune() -> None:
