@@ -17,6 +17,7 @@ spread over seeds, and the same for the excess over each split's noise floor.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 from collections.abc import Iterator
 
@@ -28,23 +29,10 @@ from poptune.data import prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
 from poptune.metric import regression_scores
 from poptune.search import runner
-from poptune.spaces import BATCH_SIZES, DROPOUT_RANGE, LR_RANGE, WEIGHT_DECAY_RANGE, WIDTH_RANGES
-from poptune.trainables import FAMILIES
-from poptune.trainables.config import DROPOUT_FAMILIES, FAMILY_WIDTHS
+from poptune.spaces import define_space
 
 ROWS, BUDGET, SEEDS = 26_300, 30.0, (0, 1, 2)
 VARIANTS = ("full", "no recipe", "no family starts", "no finalists")
-
-
-def _space_without_recipe(trial) -> None:
-    family = trial.suggest_categorical("family", FAMILIES)
-    for key in FAMILY_WIDTHS[family]:
-        trial.suggest_int(key, *WIDTH_RANGES[key], log=True)
-    if family in DROPOUT_FAMILIES:
-        trial.suggest_float("dropout", *DROPOUT_RANGE)
-    trial.suggest_float("lr", *LR_RANGE, log=True)
-    trial.suggest_categorical("batch_size", BATCH_SIZES)
-    trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True)
 
 
 @contextlib.contextmanager
@@ -53,7 +41,7 @@ def _variant(name: str) -> Iterator[None]:
     saved = runner.define_space, runner.starting_points
     original_points = runner.starting_points
     if name == "no recipe":
-        runner.define_space = _space_without_recipe
+        runner.define_space = functools.partial(define_space, recipe=False)
         runner.starting_points = lambda n: [
             {k: v for k, v in p.items() if k not in ("features", "schedule")}
             for p in original_points(n)

@@ -53,9 +53,8 @@ from poptune.data._synthetic import expected_popularity
 from poptune.metric import regression_scores
 from poptune.search.runner import run_search
 from poptune.search.settings import BUDGET_SAMPLE_CAP, SearchSettings
-from poptune.spaces import BATCH_SIZES, DROPOUT_RANGE, LR_RANGE, WEIGHT_DECAY_RANGE, WIDTH_RANGES
+from poptune.spaces import define_space
 from poptune.trainables import (
-    FAMILIES,
     REFERENCE,
     REFERENCE_EPOCHS,
     ModelConfig,
@@ -63,7 +62,6 @@ from poptune.trainables import (
     fit,
     predict,
 )
-from poptune.trainables.config import DROPOUT_FAMILIES, FAMILY_WIDTHS
 
 # (label, rows generated, search budget in seconds): 26,300 rows keep ≈19,990 tracks after
 # dedupe; 232,725 rows (the Kaggle file's count) keep ≈176,900.
@@ -146,18 +144,10 @@ def poptune_search(
 
 
 def _plain_config(trial: optuna.Trial) -> ModelConfig:
-    """The search space as a plain script writes it: the four families, the original ranges."""
-    family = trial.suggest_categorical("family", FAMILIES)
-    widths = {k: trial.suggest_int(k, *WIDTH_RANGES[k], log=True) for k in FAMILY_WIDTHS[family]}
-    dropout = trial.suggest_float("dropout", *DROPOUT_RANGE) if family in DROPOUT_FAMILIES else None
-    return ModelConfig(
-        family=family,
-        lr=trial.suggest_float("lr", *LR_RANGE, log=True),
-        batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
-        weight_decay=trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True),
-        dropout=dropout,
-        **widths,
-    )
+    """The search space as a plain script writes it: the four families, the original ranges,
+    no training recipe (poptune's space without its recipe keys)."""
+    define_space(trial, recipe=False)
+    return ModelConfig.from_dict(trial.params)
 
 
 def _plain_train(

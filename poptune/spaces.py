@@ -51,8 +51,11 @@ class SuggestTrial(Protocol):
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
 
 
-def define_space(trial: SuggestTrial) -> None:
-    """Sample one config into ``trial``; Ray's OptunaSearch collects the suggested values."""
+def define_space(trial: SuggestTrial, *, recipe: bool = True) -> None:
+    """Sample one config into ``trial``; Ray's OptunaSearch collects the suggested values.
+
+    ``recipe=False`` leaves the training recipe (input map, schedule) at its defaults: the space
+    of the model alone, which benchmarks compare the search against."""
     family = trial.suggest_categorical("family", FAMILIES)
     for key in FAMILY_WIDTHS[family]:
         trial.suggest_int(key, *WIDTH_RANGES[key], log=True)
@@ -61,6 +64,8 @@ def define_space(trial: SuggestTrial) -> None:
     trial.suggest_float("lr", *LR_RANGE, log=True)
     trial.suggest_categorical("batch_size", BATCH_SIZES)
     trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True)
+    if not recipe:
+        return
     # The training recipe is searched too: each choice helped some models and not others.
     trial.suggest_categorical("features", FEATURE_MAPS)
     trial.suggest_categorical("schedule", SCHEDULES)

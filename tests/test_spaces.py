@@ -92,3 +92,14 @@ def test_tpe_can_drive_it():
         study.tell(trial, float(i % 5))
     for trial in study.trials:
         assert set(trial.params) == COMMON | KEYS[trial.params["family"]]
+
+
+def test_the_space_without_the_recipe_leaves_the_recipe_at_its_defaults():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(30):
+        trial = study.ask()
+        define_space(trial, recipe=False)
+        assert not {"features", "schedule"} & set(trial.params)
+        config = ModelConfig.from_dict(trial.params)
+        assert (config.features, config.schedule) == ("robust", "constant")
+        study.tell(trial, 0.0)
