@@ -18,6 +18,7 @@ class TrialProgress(Callback):
         self._stream = stream
         self._best_of: dict[str, float] = {}
         self._overall: tuple[float, str] | None = None
+        self._done: int | None = None  # trials finished, counted once from Tune's list
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         value = result.get(METRIC)
@@ -25,8 +26,8 @@ class TrialProgress(Callback):
             self._best_of[trial.trial_id] = min(value, self._best_of.get(trial.trial_id, value))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        done = _finished_with(trials, trial)
-        best = self._best_of.get(trial.trial_id)
+        done = self._finished(trials, trial)
+        best = self._best_of.pop(trial.trial_id, None)
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         family = trial.config.get("family", "?")
         if best is not None and (self._overall is None or best < self._overall[0]):
@@ -40,7 +41,8 @@ class TrialProgress(Callback):
         )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        done = _finished_with(trials, trial)
+        done = self._finished(trials, trial)
+        self._best_of.pop(trial.trial_id, None)
         self._print(
             f"[{self._count(done)}] {trial.trial_id} ERRORED "
             f"(details: {trial.error_file or 'see the trial folder'})"
@@ -48,6 +50,15 @@ class TrialProgress(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self._print(f"      {trial.trial_id} failed and is being retried from its last checkpoint")
+
+    def _finished(self, trials: list, trial) -> int:
+        """Trials finished so far, this one included. Counted from Tune's list the first time
+        (so that a resumed search goes on from where it was, not from 1), then kept: one
+        search's callbacks cost the same at trial 5,000 as at trial 5."""
+        if self._done is None:
+            self._done = sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
+        self._done += 1
+        return self._done
 
     def _count(self, done: int) -> str:
         if self._num_samples >= BUDGET_SAMPLE_CAP:  # a time budget decides, not a count
@@ -57,9 +68,3 @@ class TrialProgress(Callback):
     def _print(self, line: str) -> None:
         # sys.stdout looked up at print time: a caller's redirect_stdout applies.
         print(line, file=self._stream or sys.stdout, flush=True)
-
-
-def _finished_with(trials: list, trial) -> int:
-    """Trials finished so far, this one included: counted from Tune's list rather than kept in
-    a counter, so that a resumed search goes on from where it was, not from 1."""
-    return 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
