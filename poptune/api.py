@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Collection
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from poptune.layout import (
     REPORT_HTML_FILE,
     SEARCH_FILE,
 )
+from poptune.options import changed_fields
 
 if TYPE_CHECKING:
     from poptune.analysis.analyze import AnalyzeSettings
@@ -60,7 +60,7 @@ def search(
     preflight(settings)
     expect_sha256 = None
     if settings.resume:  # the experiment's own settings and data, not this call's defaults
-        explicit = _non_defaults(settings) if given is None else given
+        explicit = changed_fields(settings) if given is None else given
         settings, expect_sha256 = resumed_settings(settings, explicit=explicit)
         _require_tracking(settings)
     say(f"loading {settings.data.describe()}")
@@ -182,38 +182,32 @@ def _analyze(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
     from poptune.analysis.analyze import analyze as analyze_folder
     from poptune.analysis.analyze import load_search_meta
 
-    if not uri.is_remote(location):
-        folder = uri.local_path(location)
-        metrics = analyze_folder(folder, settings, log=log)
-        meta = load_search_meta(folder)
-        _log_to_mlflow(meta, metrics, folder, settings, log)
-        return open_experiment(location, search=meta, **_metrics_of(settings, metrics))
-    from poptune.storage.remote import download_experiment, upload
+    remote = uri.is_remote(location)  # then analyzed in a local copy, and the results uploaded
+    folder = local_copy(location) if remote else uri.local_path(location)
+    if remote:
+        from poptune.storage.remote import download_experiment, upload
 
-    folder = local_copy(location)
-    try:
-        copied = download_experiment(location, folder)
-    except FileNotFoundError:
-        raise ExperimentError(
-            f"{uri.shown(location)}: no such experiment; pass <storage>/<name>"
-        ) from None
-    log(f"copied {copied} file(s) of {uri.shown(location)} to {folder} (checkpoints left out)")
+        try:
+            copied = download_experiment(location, folder)
+        except FileNotFoundError:
+            raise ExperimentError(
+                f"{uri.shown(location)}: no such experiment; pass <storage>/<name>"
+            ) from None
+        log(f"copied {copied} file(s) of {uri.shown(location)} to {folder} (checkpoints left out)")
     metrics = analyze_folder(folder, settings, log=log)
-    upload(folder / BEST_CONFIG_FILE, uri.join(location, BEST_CONFIG_FILE))
-    uploaded = BEST_CONFIG_FILE
-    if settings.out is None:  # an --out folder of the user's own stays where they put it
-        upload(folder / ANALYSIS_DIR, uri.join(location, ANALYSIS_DIR))
-        uploaded = f"{ANALYSIS_DIR}/ and {BEST_CONFIG_FILE}"
-    log(f"uploaded {uploaded} to {uri.shown(location)}")
+    if remote:
+        upload(folder / BEST_CONFIG_FILE, uri.join(location, BEST_CONFIG_FILE))
+        uploaded = BEST_CONFIG_FILE
+        if settings.out is None:  # an --out folder of the user's own stays where they put it
+            upload(folder / ANALYSIS_DIR, uri.join(location, ANALYSIS_DIR))
+            uploaded = f"{ANALYSIS_DIR}/ and {BEST_CONFIG_FILE}"
+        log(f"uploaded {uploaded} to {uri.shown(location)}")
     meta = load_search_meta(folder)
     _log_to_mlflow(meta, metrics, folder, settings, log)
-    return open_experiment(location, search=meta, **_metrics_of(settings, metrics))
-
-
-def _metrics_of(settings: AnalyzeSettings, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The metrics an Experiment shows are those of the experiment's own analysis/: this
-    analysis's, unless --out sent it elsewhere (then the experiment's are read as they are)."""
-    return {"metrics": metrics} if settings.out is None else {}
+    # The metrics an Experiment shows are those of the experiment's own analysis/: this
+    # analysis's, unless --out sent it elsewhere (then the experiment's are read as they are).
+    shown = {"metrics": metrics} if settings.out is None else {}
+    return open_experiment(location, search=meta, **shown)
 
 
 def local_copy(location: str) -> Path:
@@ -267,17 +261,6 @@ def _tracking_callbacks(settings: SearchSettings) -> list:
         TrialRuns(settings.mlflow_tracking_uri, experiment_name=settings.name,
                   settings=settings.to_dict())
     ]  # fmt: skip
-
-
-def _non_defaults(settings: SearchSettings) -> set[str]:
-    from poptune.search.settings import SearchSettings
-
-    default = SearchSettings()
-    return {
-        f.name
-        for f in fields(SearchSettings)
-        if getattr(settings, f.name) != getattr(default, f.name)
-    }
 
 
 def _location(experiment_uri: str) -> str:

@@ -90,7 +90,13 @@ def test_the_wheel_has_index_metadata(dist):
 def test_the_sdist_carries_the_sources_and_the_licence(dist):
     with tarfile.open(dist / "poptune-0.1.0.tar.gz") as sdist:
         names = {n.removeprefix("poptune-0.1.0/") for n in sdist.getnames()}
-    assert {"pyproject.toml", "README.md", "LICENSE", "PKG-INFO", "poptune/cli.py"} <= names
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "PKG-INFO",
+        "poptune/cli/__init__.py",
+    } <= names
     assert not [n for n in names if n.startswith(("runs/", "benchmarks/", ".venv/", "dist/"))]
 
 

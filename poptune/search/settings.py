@@ -9,6 +9,7 @@ from pathlib import Path
 from poptune import uri
 from poptune.data import DEDUPE_CHOICES, DataSource
 from poptune.errors import UsageError
+from poptune.options import Option, check_choices, integer, number, option
 
 SCHEDULERS = ("asha", "fifo")
 SAMPLERS = ("tpe", "random")
@@ -20,44 +21,85 @@ STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
 MLFLOW_SCHEMES = ("file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 
 
+# The options that build SearchSettings.data (a DataSource): a CSV, or the built-in dataset.
+DATA_OPTIONS = (
+    Option("data", metavar="PATH",
+           help="tracks CSV (.csv or .csv.gz); default: the built-in synthetic dataset"),
+    Option("synthetic_rows", parse=integer, metavar="N",
+           help="rows of the built-in dataset when --data is not given (default: 30000)"),
+    Option("synthetic_difficulty", metavar="easy|real",
+           help="noise of the built-in dataset: easy (default) or real (as noisy as the Kaggle "
+           "file)"),
+)  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h``; a ValueError naming the forms otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = text.strip().lower()
+    factor = units.get(value[-1:])
+    amount = value[:-1] if factor else value
+    try:
+        seconds = float(amount) * (factor or 1)
+    except ValueError:
+        raise ValueError(
+            f"expected a duration such as 90, 90s, 10m or 2h, but got {text!r}"
+        ) from None
+    return seconds
+
+
 @dataclass(frozen=True)
 class SearchSettings:
+    """Each field but ``data`` is also an option of `poptune search` (and of its --config file),
+    listed by --help in this order."""
+
     data: DataSource = field(default_factory=DataSource)
-    num_samples: int = 24
-    max_epochs: int = 12
-    scheduler: str = "asha"
-    sampler: str = "tpe"
-    grace_period: int = 2
-    max_concurrent: int | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    address: str | None = None
-    storage: str = "runs"
-    name: str = "poptune"
-    seed: int = 0
-    dedupe: str = "track_id"
-    max_failures: int = 3
-    study_storage: str | None = None
-    resume: bool = False
-    retry_errored: bool = False
-    force: bool = False
-    time_budget: float | None = None  # seconds; stop starting trials once spent
+    # fmt: off
+    # One option a field, as a table: default, metavar, parser or choices, help.
+    num_samples: int = option(24, "N", parse=integer,
+        help="trials to run (default: 24; with --time-budget, as many as the budget allows)")
+    time_budget: float | None = option(None, "SECONDS|10m|2h", parse=parse_duration,  # seconds
+        help="stop starting trials once this much time is spent; running trials finish")
+    max_epochs: int = option(12, "E", parse=integer,
+        help="epochs of a trial that is not stopped early (default: 12)")
+    scheduler: str = option("asha", choices=SCHEDULERS,
+        help="asha stops weak trials early (default); fifo runs every trial in full")
+    sampler: str = option("tpe", choices=SAMPLERS,
+        help="tpe: Optuna's TPE chooses each trial (default); random: a baseline to compare with")
+    grace_period: int = option(2, "E", parse=integer,
+        help="epochs every trial gets before ASHA may stop it (default: 2)")
+    max_concurrent: int | None = option(None, "K", parse=integer,
+        help="trials running at once (default: as many as the cluster fits)")
+    cpus_per_trial: float = option(1.0, "C", parse=number, help="CPUs per trial (default 1)")
+    gpus_per_trial: float = option(0.0, "G", parse=number,
+        help="GPUs per trial, fractions allowed (default 0)")
+    address: str | None = option(None, "ADDR",
+        help="Ray cluster to join (default: $RAY_ADDRESS, else a private local Ray)")
+    storage: str = option("runs", "PATH|URI",
+        help="where experiments live: a path or s3://, gs:// URI (default: ./runs)")
+    name: str = option("poptune", "NAME", help="experiment name (default: poptune-<date>-<time>)")
+    seed: int = option(0, "S", parse=integer, help="seed of split, sampler, models (default 0)")
+    dedupe: str = option("track_id", choices=DEDUPE_CHOICES,
+        help="keep one row per track_id (default) or none (the reference's protocol)")
+    max_failures: int = option(3, "N", parse=integer,
+        help="retries of a failed trial from its last checkpoint (default: 3)")
+    study_storage: str | None = option(None, "URL",
+        help="SQLAlchemy URL of the Optuna study (default: SQLite in the experiment)")
     # Log each trial (and the analysis) to this MLflow tracking server or store; a plain path
     # is made an absolute file: URI, so a later `poptune analyze` elsewhere finds the same store.
-    mlflow_tracking_uri: str | None = None
+    mlflow_tracking_uri: str | None = option(None, "URI",
+        help="also log every trial and the analysis to MLflow there: a folder, file:, sqlite:, "
+        "http(s): URI (needs pip install 'poptune[mlflow]')")
+    resume: bool = option(False, help="continue the experiment --name")
+    retry_errored: bool = option(False, help="with --resume: rerun errored trials")
+    force: bool = option(False, help="replace an existing experiment --name")
+    # fmt: on
 
     def __post_init__(self) -> None:
         _positive_int("num-samples", self.num_samples)
         _positive_int("max-epochs", self.max_epochs)
         _positive_int("grace-period", self.grace_period)
-        if self.scheduler not in SCHEDULERS:
-            raise UsageError(
-                f"--scheduler must be one of {', '.join(SCHEDULERS)}, but got {self.scheduler!r}"
-            )
-        if self.sampler not in SAMPLERS:
-            raise UsageError(
-                f"--sampler must be one of {', '.join(SAMPLERS)}, but got {self.sampler!r}"
-            )
+        check_choices(self, "scheduler", "sampler")
         if self.max_concurrent is not None:
             _positive_int("max-concurrent", self.max_concurrent)
         if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
@@ -68,10 +110,7 @@ class SearchSettings:
             raise UsageError(
                 f"--gpus-per-trial above 1 must be a whole number, but got {self.gpus_per_trial:g}"
             )
-        if self.dedupe not in DEDUPE_CHOICES:
-            raise UsageError(
-                f"--dedupe must be one of {', '.join(DEDUPE_CHOICES)}, but got {self.dedupe!r}"
-            )
+        check_choices(self, "dedupe")
         if self.max_failures < 0:
             raise UsageError(f"--max-failures must be >= 0, but got {self.max_failures}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
@@ -114,21 +153,6 @@ class SearchSettings:
         return asdict(self)
 
 
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h``; a ValueError naming the forms otherwise."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    value = text.strip().lower()
-    factor = units.get(value[-1:])
-    number = value[:-1] if factor else value
-    try:
-        seconds = float(number) * (factor or 1)
-    except ValueError:
-        raise ValueError(
-            f"expected a duration such as 90, 90s, 10m or 2h, but got {text!r}"
-        ) from None
-    return seconds
-
-
 def _mlflow_uri(value: object) -> str:
     """A tracking URI MLflow can open: a known scheme, or a local folder as a file: URI."""
     text = value.strip() if isinstance(value, str) else ""
@@ -149,6 +173,6 @@ def _mlflow_uri(value: object) -> str:
     return Path(text).expanduser().resolve().as_uri()
 
 
-def _positive_int(option: str, value: object) -> None:
+def _positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"--{option} must be a positive integer, but got {value!r}")
+        raise UsageError(f"--{name} must be a positive integer, but got {value!r}")

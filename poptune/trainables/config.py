@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from poptune.errors import UsageError
+from poptune.options import require_one_of
 
 # Which width keys (and whether dropout) each family uses. The search space and the models both
 # read this table, so adding a family means adding one row here and one class in models.py.
@@ -43,10 +44,7 @@ class ModelConfig:
     schedule: str = "constant"
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILY_WIDTHS:
-            raise UsageError(
-                f"family must be one of {', '.join(FAMILIES)}, but got {self.family!r}"
-            )
+        require_one_of("family", self.family, FAMILIES)
         for key in FAMILY_WIDTHS[self.family]:
             width = getattr(self, key)
             if not isinstance(width, int) or width < 1:
@@ -61,14 +59,8 @@ class ModelConfig:
             raise UsageError(f"batch_size must be an integer >= 2, but got {self.batch_size!r}")
         if not self.weight_decay >= 0:
             raise UsageError(f"weight_decay must be >= 0, but got {self.weight_decay!r}")
-        if self.features not in FEATURE_MAPS:
-            raise UsageError(
-                f"features must be one of {', '.join(FEATURE_MAPS)}, but got {self.features!r}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise UsageError(
-                f"schedule must be one of {', '.join(SCHEDULES)}, but got {self.schedule!r}"
-            )
+        require_one_of("features", self.features, FEATURE_MAPS)
+        require_one_of("schedule", self.schedule, SCHEDULES)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -89,8 +81,7 @@ class ModelConfig:
                 f"known keys: {', '.join(sorted(known))}"
             )
         family = config.get("family")
-        if family not in FAMILY_WIDTHS:
-            raise UsageError(f"family must be one of {', '.join(FAMILIES)}, but got {family!r}")
+        require_one_of("family", family, FAMILIES)
         used = _used_keys(family)
         # A width the family does not have is not part of its config (a flat table of trials
         # carries every key for every row).
