@@ -79,6 +79,7 @@ def check_choices(settings: Any, *names: str) -> None:
 
 
 def require_one_of(label: str, value: Any, choices: Sequence[str]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming ``label`` and every choice."""
     if value not in choices:
         raise UsageError(f"{label} must be one of {', '.join(choices)}, but got {value!r}")
 
