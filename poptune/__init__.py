@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
     from poptune import search as search
-    from poptune.analysis.analyze import AnalyzeSettings as AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings as AnalyzeSettings
     from poptune.api import analyze as analyze
     from poptune.api import load as load
     from poptune.api import run as run

@@ -28,7 +28,7 @@ from poptune.layout import (
 from poptune.options import changed_fields
 
 if TYPE_CHECKING:
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
     from poptune.search.settings import SearchSettings
 
 Log = Callable[[str], None]
@@ -118,7 +118,7 @@ def analyze(
     """Re-evaluate the finalists of the experiment at ``location`` (a folder or an s3://, gs://
     URI), choose and score the winner and the baselines, write ``analysis/``; return the
     experiment with its ``metrics``. ``log`` receives the progress lines (default: printed)."""
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
 
     return _analyze(str(location), settings or AnalyzeSettings(), log or print)
 
@@ -131,7 +131,7 @@ def run(
     given: Collection[str] | None = None,
 ) -> Experiment:
     """Search, then analyze: :func:`search` followed by :func:`analyze` of its experiment."""
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
 
     experiment = search(settings, log=log, given=given)
     return _analyze(experiment.location, analyze or AnalyzeSettings(), log or print)

@@ -12,7 +12,7 @@ import pytest
 
 import poptune
 from poptune import cli
-from poptune.analysis.analyze import AnalyzeSettings
+from poptune.analysis.settings import AnalyzeSettings
 from poptune.cli.parser import build_parser
 from poptune.errors import UsageError
 from poptune.lazy import lazy_names

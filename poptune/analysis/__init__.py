@@ -1,6 +1,7 @@
 """The analysis step, `poptune analyze`: a finished search in, metrics.json, report and model out.
 
-Start at ``analyze``, the one orchestrator: it calls the rest in order.
+Start at ``analyze``, the one orchestrator: it calls the rest in order. Its options are
+``settings.AnalyzeSettings`` (light: the command line parses them without importing torch).
 
 - ``results``: the trials as Tune recorded them, and the views the analysis picks from;
 - ``retrain``: configs retrained with several seeds, each once, shared through one pool;

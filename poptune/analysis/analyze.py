@@ -14,7 +14,6 @@ Retrains are shared through one pool, so no config is trained twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,9 @@ from poptune.analysis.report.html import markdown_to_html
 from poptune.analysis.report.summary import finalists_table, markdown_report, terminal_table
 from poptune.analysis.results import SearchResults, best_per_family, read_results
 from poptune.analysis.retrain import Retrained, RetrainPool
+from poptune.analysis.settings import AnalyzeSettings
 from poptune.data import DataSource, Prepared, load_source, prepare
-from poptune.errors import ExperimentError, UsageError
+from poptune.errors import ExperimentError
 from poptune.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from poptune.layout import (
     ANALYSIS_DIR,
@@ -45,46 +45,11 @@ from poptune.layout import (
     SEARCH_FILE,
 )
 from poptune.metric import clip_popularity, regression_scores
-from poptune.options import integer, option
 from poptune.trainables import predict
 from poptune.trainables.bundle import write_bundle
 from poptune.trainables.ensemble import SeedEnsemble
 
 PD_SHOWN = 6  # partial-dependence panels: the features that move the prediction most
-
-
-@dataclass(frozen=True)
-class AnalyzeSettings:
-    """Each field is also an option of `poptune analyze` (`poptune run` takes all but --data)."""
-
-    seeds: int = option(
-        3, parse=integer, metavar="K", help="retrain each finalist K times (default 3)"
-    )
-    # The top configs, plus each family's best, are re-evaluated with `seeds` seeds each.
-    finalists: int = option(
-        3,
-        parse=integer,
-        metavar="K",
-        help="re-evaluate the top K configs (and each family's best) and choose the winner by "
-        "mean validation error (default 3)",
-    )
-    ensemble: int = option(
-        0, parse=integer, metavar="K", help="also average the top-K distinct configs (default: off)"
-    )
-    data: str | None = option(  # overrides the searched data path (the file moved)
-        None, metavar="PATH", help="the searched CSV, if it moved since the search (sha256-checked)"
-    )
-    out: str | None = option(  # None: <experiment>/analysis
-        None, metavar="DIR", help="analysis output dir (default: EXP_DIR/analysis)"
-    )
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.seeds, int) or self.seeds < 1:
-            raise UsageError(f"--seeds must be a positive integer, but got {self.seeds!r}")
-        if not isinstance(self.finalists, int) or self.finalists < 1:
-            raise UsageError(f"--finalists must be a positive integer, but got {self.finalists!r}")
-        if not isinstance(self.ensemble, int) or self.ensemble < 0:
-            raise UsageError(f"--ensemble must be >= 0, but got {self.ensemble!r}")
 
 
 def load_search_meta(exp_dir: Path) -> dict[str, Any]:

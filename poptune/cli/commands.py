@@ -50,7 +50,7 @@ def search_settings(values: dict[str, Any]):
 
 
 def analyze_settings(values: dict[str, Any]):
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
 
     names = [o.name for o in options_of(AnalyzeSettings)]
     return AnalyzeSettings(**{k: values[k] for k in names if values.get(k) is not None})

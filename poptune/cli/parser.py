@@ -33,7 +33,7 @@ def search_options() -> list[Option]:
 
 def analysis_options() -> list[Option]:
     """The options `run` adds to the search's (`analyze` also takes --data)."""
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
 
     return [o for o in options_of(AnalyzeSettings) if o.name != "data"]
 
@@ -71,7 +71,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _analyze_arguments(p: argparse.ArgumentParser) -> None:
-    from poptune.analysis.analyze import AnalyzeSettings
+    from poptune.analysis.settings import AnalyzeSettings
 
     p.add_argument(
         "exp_dir",

@@ -13,17 +13,17 @@ from poptune.lazy import lazy_names
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
     from poptune.data._load import LoadReport as LoadReport
     from poptune.data._load import load_tracks as load_tracks
-    from poptune.data._prepare import DEDUPE_CHOICES as DEDUPE_CHOICES
     from poptune.data._prepare import DataInfo as DataInfo
     from poptune.data._prepare import Prepared as Prepared
     from poptune.data._prepare import prepare as prepare
     from poptune.data._schema import COLUMNS as COLUMNS
+    from poptune.data._schema import DEDUPE_CHOICES as DEDUPE_CHOICES
+    from poptune.data._schema import DEFAULT_ROWS as DEFAULT_ROWS
     from poptune.data._schema import FEATURES as FEATURES
     from poptune.data._schema import ID as ID
     from poptune.data._schema import TARGET as TARGET
     from poptune.data._source import DataSource as DataSource
     from poptune.data._source import load_source as load_source
-    from poptune.data._synthetic import DEFAULT_ROWS as DEFAULT_ROWS
     from poptune.data._synthetic import DIFFICULTIES as DIFFICULTIES
     from poptune.data._synthetic import synthetic_tracks as synthetic_tracks
 
@@ -31,9 +31,9 @@ __getattr__, __dir__, __all__ = lazy_names(
     __name__,
     {
         "._load": ("LoadReport", "load_tracks"),
-        "._prepare": ("DEDUPE_CHOICES", "DataInfo", "Prepared", "prepare"),
-        "._schema": ("COLUMNS", "FEATURES", "ID", "TARGET"),
+        "._prepare": ("DataInfo", "Prepared", "prepare"),
+        "._schema": ("COLUMNS", "DEDUPE_CHOICES", "DEFAULT_ROWS", "FEATURES", "ID", "TARGET"),
         "._source": ("DataSource", "load_source"),
-        "._synthetic": ("DEFAULT_ROWS", "DIFFICULTIES", "synthetic_tracks"),
+        "._synthetic": ("DIFFICULTIES", "synthetic_tracks"),
     },
 )

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import RobustScaler
 
-from poptune.data._schema import FEATURES, ID, TARGET
+from poptune.data._schema import DEDUPE_CHOICES, FEATURES, ID, TARGET
 from poptune.errors import DataError, UsageError
 
-DEDUPE_CHOICES = ("track_id", "none")
 Dedupe = Literal["track_id", "none"]
 SPLIT = (0.8, 0.1, 0.1)  # train / val / test, as in the reference study
 MIN_ROWS = 20  # fewer cannot fill a validation and a test split with more than one row each

@@ -1,4 +1,9 @@
-"""Column names and value ranges of the Kaggle *Ultimate Spotify Tracks Database* file."""
+"""Column names and value ranges of the Kaggle *Ultimate Spotify Tracks Database* file, and the
+data choices settings offer (importable without pandas: option parsing and --help use them)."""
+
+DEDUPE_CHOICES = ("track_id", "none")
+SYNTHETIC_DIFFICULTIES = ("easy", "real")  # the built-in data's levels (see _synthetic)
+DEFAULT_ROWS = 30_000  # built-in data rows by default
 
 FEATURES: tuple[str, ...] = (
     "acousticness",

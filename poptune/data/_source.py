@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from poptune.data._load import LoadReport, load_tracks
-from poptune.data._synthetic import DEFAULT_ROWS, DIFFICULTIES, synthetic_tracks
+from poptune.data._schema import DEFAULT_ROWS, SYNTHETIC_DIFFICULTIES
 from poptune.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,10 @@ class DataSource:
     synthetic_difficulty: str = "easy"
 
     def __post_init__(self) -> None:
-        if self.synthetic_difficulty not in DIFFICULTIES:
+        if self.synthetic_difficulty not in SYNTHETIC_DIFFICULTIES:
             raise UsageError(
-                f"--synthetic-difficulty must be one of {', '.join(DIFFICULTIES)}, but got "
+                f"--synthetic-difficulty must be one of {', '.join(SYNTHETIC_DIFFICULTIES)}, "
+                "but got "
                 f"{self.synthetic_difficulty!r}"
             )
 
@@ -55,6 +57,12 @@ class DataSource:
 
 def load_source(source: DataSource, *, expect_sha256: str | None = None) -> pd.DataFrame:
     """Load the frame a source describes; ``expect_sha256`` guards against a changed file."""
+    # Imported here: settings hold a DataSource, and option parsing must not pay for pandas.
+    import pandas as pd
+
+    from poptune.data._load import LoadReport, load_tracks
+    from poptune.data._synthetic import synthetic_tracks
+
     if source.synthetic:
         frame = synthetic_tracks(
             source.synthetic_rows, source.synthetic_seed, difficulty=source.synthetic_difficulty

@@ -24,9 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from poptune.data._schema import COLUMNS, FEATURES
-
-DEFAULT_ROWS = 30_000
+from poptune.data._schema import COLUMNS, DEFAULT_ROWS, FEATURES, SYNTHETIC_DIFFICULTIES
 
 # Latent correlation of the features, in FEATURES order. Calibrated so that, after the marginal
 # transforms, energy~loudness ≈ 0.82, acousticness~energy ≈ -0.73, danceability~valence ≈ 0.55.
@@ -67,6 +65,7 @@ DIFFICULTIES: dict[str, _Signal] = {
     # Less signal, more noise, fewer points per unit of score: the same spread (std ≈ 18).
     "real": _Signal(linear=0.9, nonlinear=0.45, noise=1.6, points=8.9),
 }
+assert tuple(DIFFICULTIES) == SYNTHETIC_DIFFICULTIES
 _ZERO_SHARE = 0.02  # tracks nobody streams: popularity 0 whatever they sound like
 _DUPLICATE_SHARE = 0.24  # 232,725 rows, 176,774 distinct tracks in the Kaggle file
 
