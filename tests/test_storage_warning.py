@@ -55,6 +55,19 @@ def test_a_head_here_with_workers_elsewhere_is_warned_about_too():
     assert warning is not None and "10.0.0.10, 10.0.0.7, 10.0.0.8 and 1 more" in warning
 
 
+def test_a_head_alone_whose_autoscaler_adds_workers_is_warned_about():
+    """cluster.yaml's shape before its workers are up: only the head (this machine) is live,
+    yet every trial will run on a machine the autoscaler starts."""
+    settings = SearchSettings(storage="runs", address="auto")
+    warning = local_storage_warning(
+        settings, "auto", ["10.0.0.1"], autoscaled=("cpu", "gpu"), is_local=here
+    )
+    assert warning is not None and "the cluster's autoscaler adds cpu/gpu nodes" in warning
+    assert "use --storage s3://BUCKET/PREFIX" in warning
+    bucket = SearchSettings(storage="s3://bucket/runs", address="auto")
+    assert local_storage_warning(bucket, "auto", ["10.0.0.1"], autoscaled=("cpu",)) is None
+
+
 @pytest.mark.parametrize(
     ("storage", "address", "nodes"),
     [

@@ -42,6 +42,10 @@ class Autoscaling:
     head: dict[str, float]
     max_workers: int
 
+    def worker_types(self) -> tuple[str, ...]:
+        """The names of the worker node types it may start."""
+        return tuple(t.name for t in self.node_types if t.max_workers > 0)
+
     def node_type_with(self, resource: str, amount: float) -> str | None:
         """A worker node type that may be started with ``amount`` of ``resource``, or None."""
         for node_type in self.node_types:

@@ -61,22 +61,28 @@ def local_storage_warning(
     address: str | None,
     node_hosts: Iterable[str],
     *,
+    autoscaled: Iterable[str] = (),
     is_local: Callable[[str], bool] = is_this_machine,
 ) -> str | None:
     """A warning when ``settings.storage`` is a local path but the cluster spans machines.
 
     ``address`` is the one actually joined (``--address`` or ``RAY_ADDRESS``); ``node_hosts``
-    the IP addresses of the cluster's live nodes.
+    the IP addresses of the cluster's live nodes; ``autoscaled`` the node types its autoscaler
+    may add (a head that starts with no workers runs every trial on machines not up yet).
     """
     if not settings.storage_is_local:
         return None
     others = remote_hosts(address, node_hosts, is_local=is_local)
-    if not others:
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        where = f"the cluster reaches other machines ({shown})"
+    elif autoscaled:
+        where = f"the cluster's autoscaler adds {'/'.join(autoscaled)} nodes, other machines"
+    else:
         return None
-    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
     return (
-        f"--storage {settings.storage} is a path on this machine, but the cluster reaches other "
-        f"machines ({shown}); trials there write checkpoints to their own disks and fail Ray's "
-        "storage check unless that path is a shared file system mounted on every node; "
+        f"--storage {settings.storage} is a path on this machine, but {where}; trials there "
+        "write checkpoints to their own disks and fail Ray's storage check unless that path "
+        "is a shared file system mounted on every node; "
         "use --storage s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
     )

@@ -89,7 +89,12 @@ def run_search(
             replace_experiment_dir(exp_dir, settings)
         elif settings.force:
             remote.delete(settings.experiment_uri)
-        warning = local_storage_warning(settings, cluster.address, cluster.hosts)
+        warning = local_storage_warning(
+            settings,
+            cluster.address,
+            cluster.hosts,
+            autoscaled=autoscaling.worker_types() if autoscaling else (),
+        )
         if warning:
             print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
         trainable = _trainable(settings, prepared, trainable)
