@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poptune import uri
-from poptune.errors import ExperimentError, SearchInterrupted, UsageError
+from poptune.cluster import capacity
+from poptune.cluster.capacity import ClusterInfo
+from poptune.errors import ExperimentError, SearchInterrupted
 from poptune.experiment import Experiment, load, open_experiment
 from poptune.layout import (
     ANALYSIS_DIR,
@@ -150,29 +152,15 @@ def preflight(settings: SearchSettings) -> None:
 
         _check_reachable(address)  # a closed port: one line now, not after loading the data
         return
-    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota).
-    cpus = os.cpu_count() or 1
-    slots = int(cpus // settings.cpus_per_trial)
-    if settings.cpus_per_trial > cpus:
-        raise UsageError(
-            f"--cpus-per-trial {settings.cpus_per_trial:g}: this machine has only {cpus} CPU(s); "
-            f"use at most {cpus}, or join a bigger cluster with --address"
-        )
-    if settings.max_concurrent and settings.max_concurrent > slots:
-        raise UsageError(
-            f"--max-concurrent {settings.max_concurrent}: this machine fits only {slots} "
-            f"trial(s) at --cpus-per-trial {settings.cpus_per_trial:g}; use at most {slots}"
-        )
+    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota), and
+    # the GPUs torch can use (whatever Ray would detect); torch is imported only to count them.
+    gpus = 0
     if settings.gpus_per_trial > 0:
         import torch
 
-        gpus = torch.cuda.device_count()  # what a trial can use, whatever Ray would detect
-        if settings.gpus_per_trial > gpus:
-            raise UsageError(
-                f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {gpus} GPU(s) "
-                "that torch can use, so no trial could ever start; drop the option, or join a "
-                "cluster with GPU nodes with --address"
-            )
+        gpus = torch.cuda.device_count()
+    machine = ClusterInfo(address=None, cpus=os.cpu_count() or 1, gpus=gpus, nodes=1)
+    capacity.check_fits(settings, machine)
 
 
 # ----------------------------------------------------------------------------- analysis
