@@ -1,4 +1,4 @@
-"""Search: settings, the Ray Tune runner, and the cluster connection.
+"""Running the search: settings, the Ray Tune runner, the searcher and scheduler, callbacks.
 
 This package is also the function ``poptune.search(settings)`` (see :func:`poptune.api.search`):
 a package named ``search`` would shadow a function of that name on ``poptune`` as soon as it is
