@@ -8,10 +8,13 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
     quality   test RMSE of the search's winner vs plain Optuna, seed_mlp and HGB at equal wall
               time, built-in data at the real difficulty, two sizes, 3 seeds (about 35 minutes)
     ablation  each lever of the search (recipe, family starts, finalists) removed in turn
+    scale     the search driver at 32 and 64 slots (surrogate trials, 2,000 of them) vs Ray's
+              plain wiring: wall vs ideal, ramp-up, driver CPU (about 20 minutes;
+              `python -m benchmarks.scale --quick` for a small one)
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
-shared, and seconds from different runs do not compare. `make bench` runs them all (about 40
-minutes on 2 cores, most of it `quality`).
+shared, and seconds from different runs do not compare. `make bench` runs them all (about an
+hour on 2 cores, most of it `quality` and `scale`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from benchmarks._common import Figure, load_average, machine
 
-BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation")
+BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation", "scale")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -1,0 +1,79 @@
+"""The scale benchmark's machinery (benchmarks/scale.py): the timeline's split of a search's wall,
+and one tiny simulated search through poptune's stack in a process of its own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from benchmarks._scale_run import RunSpec
+from benchmarks._timeline import Epoch, phases, ramp_up
+from tests.private_ray import private_ray_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _epochs() -> list[Epoch]:
+    """Two slots, three trials: a and b start at 1 and 2 s, c takes a's slot when a ends."""
+    return [
+        Epoch("a", 1, 1.0, 3.0),
+        Epoch("a", 1, 3.0, 5.0),
+        Epoch("b", 2, 2.0, 6.0),
+        Epoch("c", 1, 5.0, 9.0),
+    ]
+
+
+def test_timeline_splits_the_wall_into_phases_that_add_up() -> None:
+    ramp = ramp_up(_epochs(), slots=2)
+    assert (ramp.first_start, ramp.all_busy, ramp.peak, ramp.seconds) == (1.0, 2.0, 2, 1.0)
+    ramp_phase, steady, tail = phases(_epochs(), 2, started=0.0, ended=10.0)
+    assert (ramp_phase.start, ramp_phase.end, steady.end, tail.end) == (0.0, 2.0, 5.0, 10.0)
+    busy = 12.0  # slot-seconds inside epochs
+    assert sum(p.busy for p in (ramp_phase, steady, tail)) == pytest.approx(busy)
+    # wall − ideal, split by phase: 10 − 12 / 2
+    assert sum(p.idle_per_slot for p in (ramp_phase, steady, tail)) == pytest.approx(4.0)
+    assert steady.utilisation == pytest.approx(1.0)  # a, b, then b, c: both slots busy
+
+
+def test_a_search_that_never_fills_its_slots_has_no_ramp_up_time() -> None:
+    ramp = ramp_up(_epochs(), slots=3)
+    assert ramp.all_busy is None and ramp.seconds is None and ramp.peak == 2
+    split = phases(_epochs(), 3, started=0.0, ended=10.0)
+    assert split[0].end == 2.0  # the ramp-up ends where the peak was first reached
+
+
+def test_a_tiny_simulated_search_reports_its_phases(tmp_path: Path) -> None:
+    spec = RunSpec(
+        wiring="poptune",
+        slots=4,
+        trials=8,
+        epoch_s_min=0.2,
+        epoch_s_max=0.4,
+        storage=str(tmp_path / "runs"),
+    )
+    with private_ray_env(tmp_path / "home") as env:
+        run = subprocess.run(
+            [sys.executable, "-m", "benchmarks._scale_run", json.dumps(asdict(spec))],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["trials"] == out["trials_done"] == 8
+    assert out["results"] >= 8 * 2  # ASHA's grace period: at least 2 epochs each
+    assert [p["name"] for p in out["phases"]] == ["ramp-up", "steady", "tail"]
+    assert sum(p["wall"] for p in out["phases"]) == pytest.approx(out["wall_s"], rel=1e-6)
+    # busy + idle = wall × slots, phase by phase and in all
+    idle = sum(p["idle_per_slot"] for p in out["phases"])
+    assert idle == pytest.approx(out["wall_s"] - out["busy_s"] / 4, abs=1e-6)
+    assert out["driver_cpu_s"] > 0 and out["method_cpu_s"]["searcher"] > 0
+    assert out["method_calls"]["searcher"] >= 8  # at least a suggestion per trial
+    assert out["disk"]["files"] > 0
