@@ -268,6 +268,16 @@ def per_10s(clock: ScaleClock) -> list[list[int]]:
     return [[k * 10, n, len(ids)] for k, (n, ids) in sorted(buckets.items())]
 
 
+def worker_starts(clock: ScaleClock) -> dict[str, list[float]]:
+    """Seconds from Tune's start, sorted, for every worker's first trial: when Ray forked the
+    worker process, when the trial function was entered, when its first epoch began."""
+    starts = clock.worker_starts.values()
+    return {
+        name: sorted(getattr(w, name) - clock.started for w in starts)
+        for name in ("forked", "entered", "began")
+    }
+
+
 def summary(spec: RunSpec, clock: ScaleClock, times: MethodTimes, call_wall: float) -> dict:
     ramp = ramp_up(clock.epochs, spec.slots)
     split = phases(clock.epochs, spec.slots, clock.started, clock.ended)
@@ -299,6 +309,7 @@ def summary(spec: RunSpec, clock: ScaleClock, times: MethodTimes, call_wall: flo
             for p in split
         ],
         "per_10s": per_10s(clock),
+        "worker_starts": worker_starts(clock),
         "method_cpu_s": dict(times.seconds),
         "method_calls": dict(times.calls),
         "disk": disk_usage(Path(spec.storage) / spec.name),

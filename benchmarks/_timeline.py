@@ -35,6 +35,16 @@ class Epoch:
     ended: float
 
 
+@dataclass(frozen=True)
+class WorkerStart:
+    """How a worker's first trial got going: its process forked by Ray, the trial function
+    entered (Python, imports, Tune's trainable set up), the first epoch begun."""
+
+    forked: float
+    entered: float
+    began: float
+
+
 @dataclass
 class ScaleClock(Callback):
     """Records epochs, trial counts, the driver's CPU from Tune's start to its end, and the CPU
@@ -47,6 +57,7 @@ class ScaleClock(Callback):
     results: int = 0
     trials_done: int = 0
     epochs: list[Epoch] = field(default_factory=list)
+    worker_starts: dict[int, WorkerStart] = field(default_factory=dict)  # by pid: first trial
     # pid -> (kind, CPU seconds at the search's start or 0 if started later, at the last sample)
     ray_processes: dict[int, tuple[str, float, float]] = field(default_factory=dict)
     _sampled: float | None = None
@@ -64,7 +75,12 @@ class ScaleClock(Callback):
         self.results += 1
         ended = float(result.get("ended_at", time.time()))
         began = ended - float(result.get("seconds", 0.0))
-        self.epochs.append(Epoch(trial.trial_id, int(result.get("pid", 0)), began, ended))
+        pid = int(result.get("pid", 0))
+        self.epochs.append(Epoch(trial.trial_id, pid, began, ended))
+        if pid not in self.worker_starts and "process_started_at" in result:
+            self.worker_starts[pid] = WorkerStart(
+                result["process_started_at"], result["entered_at"], began
+            )
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.trials_done += 1

@@ -133,6 +133,21 @@ class Search:
             "ideal by phase " + ", ".join(f"{p['idle_per_slot']:.1f}" for p in d["phases"]) + " s"
         )
 
+    def start_path(self) -> str:
+        """When the workers' first trials got going, first and last of them, from Tune's start."""
+        starts = self.data.get("worker_starts") or {}
+        if not starts.get("forked"):
+            return ""
+        parts = [
+            f"{what} {starts[key][0]:.1f}–{starts[key][-1]:.1f} s"
+            for what, key in (
+                ("Ray forked the workers", "forked"),
+                ("their trial functions began", "entered"),
+                ("their first epochs", "began"),
+            )
+        ]
+        return "; " + ", ".join(parts) + " after Tune's start"
+
     def costs(self) -> str:
         d, cpu = self.data, self.data["method_cpu_s"]
         parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
@@ -255,7 +270,10 @@ def ramp_figures(local: Search, joined: Search, floor: dict[str, Any]) -> list[F
             head = f"never all {slots} slots (peak {s.data['peak_concurrency']})"
         else:
             head = f"{s.ramp_s:.1f} s"
-        return f"{head}; {s.data['first_start_s']:.1f} s from Tune's start to the first epoch"
+        return (
+            f"{head}; {s.data['first_start_s']:.1f} s from Tune's start to the first epoch"
+            + s.start_path()
+        )
 
     return [
         Figure(
