@@ -21,8 +21,8 @@ Figures: (a) wall / ideal for both, and poptune / plain; (b) ramp-up, local and 
 Ray's own floor; (c) the driver's CPU per result and per trial; (d) the searcher's share of the
 driver's CPU; (e) (a), (c) and (d) again at twice the slots, and the trend of the steady state.
 
-`python -m benchmarks scale` runs the default size (32 slots × 2,000 trials, 64 slots × 1,000;
-about 20 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
+`python -m benchmarks scale` runs the default size (32 slots × 2,000 trials, 64 slots × 640;
+about 22 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
 (300 trials at each size; about 8 minutes on an idle 2-core machine), printed, not recorded.
 """
 
@@ -53,12 +53,12 @@ class Size:
     timeout_s: float  # any one search process
 
 
-# About 20 minutes on 2 cores. At 32 slots 2,000 trials average about 4.3 epochs (ASHA) of
-# 2.16 s (log-uniform in 1–4 s): an ideal of 2,000 × 9.3 s / 32 ≈ 10 minutes, and plain Ray
-# runs 1 / 0.8 times poptune's wall (see pair()); 64 × 1,000 about 4 minutes more, the ramp-up
-# searches 3. Ramp-up searches: 2 trials per slot, or the first trials may end before the last
-# slots start.
-DEFAULT = Size(slots=32, trials=2000, trend_trials=1000, ramp_trials=64, timeout_s=1800)
+# About 22 minutes on 2 cores. At 32 slots 2,000 trials average about 4.5 epochs (ASHA) of
+# 2.16 s (log-uniform in 1–4 s): an ideal of 2,000 × 9.7 s / 32 ≈ 10 minutes, poptune's wall
+# about 11.5, and plain Ray runs 1 / 0.8 times as long (see pair()): 15 minutes; 64 × 640
+# (10 a slot) about 5 more, the ramp-up searches 3. Ramp-up searches: 2 trials per slot, or the
+# first trials may end before the last slots start.
+DEFAULT = Size(slots=32, trials=2000, trend_trials=640, ramp_trials=64, timeout_s=1800)
 QUICK = Size(slots=32, trials=300, trend_trials=300, ramp_trials=64, timeout_s=900)
 
 
