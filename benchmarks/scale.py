@@ -194,7 +194,7 @@ def comparison(poptune: Search, plain: Search) -> list[Figure]:
     if plain.complete:
         versus = f"poptune {poptune.wall_s:.0f} s, plain Ray {plain.wall_s:.0f} s"
     else:
-        rate = plain.data["trials_done"] / plain.wall_s
+        rate = max(plain.data["trials_done"], 1) / plain.wall_s
         versus = (
             f"poptune {poptune.wall_s:.0f} s for all {poptune.asked} trials; plain Ray was "
             f"stopped at {plain.wall_s:.0f} s with {plain.data['trials_done']} done (its whole "
