@@ -199,7 +199,8 @@ def comparison(poptune: Search, plain: Search) -> list[Figure]:
             f"poptune {poptune.wall_s:.0f} s for all {poptune.asked} trials; plain Ray was "
             f"stopped at {plain.wall_s:.0f} s with {plain.data['trials_done']} done (its whole "
             "wall is longer, so the ratio is lower than this bound; at its average pace of "
-            f"{rate:.2f} trials/s it would need ~{plain.asked / rate:.0f} s)"
+            f"{rate:.2f} trials/s it would need ~{plain.asked / rate:.0f} s, a ratio of "
+            f"~{poptune.wall_s * rate / plain.asked:.2f})"
         )
     return [
         Figure(f"{at}: poptune wall / ideal", poptune.over_ideal, "", poptune.shape()),
