@@ -5,7 +5,9 @@ FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
 
 
 def memory_kb(pid: int | None = None) -> dict[str, int]:
-    """VmRSS, VmHWM (peak RSS), RssAnon, RssFile, RssShmem in kB ({} if the process is gone)."""
+    """VmRSS, VmHWM (peak RSS), RssAnon, RssFile, RssShmem in kB, and Pss (each shared page
+    split among the processes that map it) where smaps_rollup can be read ({} if the process
+    is gone)."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
@@ -13,6 +15,10 @@ def memory_kb(pid: int | None = None) -> dict[str, int]:
                 key = line.split(":", 1)[0]
                 if key in FIELDS:
                     out[key] = int(line.split()[1])
+        with open(f"/proc/{pid or 'self'}/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    out["Pss"] = int(line.split()[1])
     except OSError:
         pass
     return out

@@ -13,7 +13,9 @@ trains exactly the same thing; `benchmarks/estimate.py` runs an ASHA search. Fro
 - vs. plain Optuna: the same 16 configs, each for the epochs the search gave it, trained by
   `study.optimize(n_jobs=cores)` calling `fit` in this process (1 torch thread per job, as a
   1-CPU trial has);
-- peak memory of a trial worker (VmHWM, read at every result) against an idle Ray worker.
+- peak memory of a trial worker (VmHWM, read at every result) against an idle Ray worker, and
+  whether a reused worker grows over the run: its RSS at each trial's first result and after
+  each trial has ended (when the trial's own memory is gone, so trials of any config compare).
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ EPOCHS = 5
 
 
 class MeasuredClock(SearchClock):
-    """SearchClock plus memory: each worker's /proc status at every result it reports, and an
-    idle Ray worker's (a CPU-less task sent before any trial starts)."""
+    """SearchClock plus memory: each worker's /proc status at every result it reports and when
+    each of its trials has ended, and an idle Ray worker's (a CPU-less task sent before any
+    trial starts)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.memory: dict[int, list[dict[str, int]]] = {}
+        self.first_results: dict[int, list[dict[str, int]]] = {}  # each trial's first result
+        self.trial_ends: dict[int, list[dict[str, int]]] = {}  # after each trial has ended
         self.idle: dict[str, int] = {}
         self._idle_probe = None
+        self._worker: dict[str, int] = {}  # trial id -> the pid of its worker
 
     def setup(self, **info) -> None:
         super().setup(**info)
@@ -57,10 +63,20 @@ class MeasuredClock(SearchClock):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         super().on_trial_result(iteration, trials, trial, result, **info)
         pid = self.epochs[-1].pid
-        self.memory.setdefault(pid, []).append(memory_kb(pid))
+        now = memory_kb(pid)
+        self.memory.setdefault(pid, []).append(now)
+        if self._worker.get(trial.trial_id) != pid:
+            self._worker[trial.trial_id] = pid
+            self.first_results.setdefault(pid, []).append(now)
         if self._idle_probe is not None:
             self.idle = ray.get(self._idle_probe)
             self._idle_probe = None
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        super().on_trial_complete(iteration, trials, trial, **info)
+        pid = self._worker.get(trial.trial_id)
+        if pid is not None:
+            self.trial_ends.setdefault(pid, []).append(memory_kb(pid))
 
 
 @dataclass(frozen=True)
@@ -123,29 +139,57 @@ def optuna_wall(run: SearchRun, prepared: Prepared, n_jobs: int, seed: int) -> f
     return time.perf_counter() - started
 
 
-def memory_figure(clock: MeasuredClock, prepared: Prepared) -> Figure:
+def memory_figures(clock: MeasuredClock, prepared: Prepared) -> list[Figure]:
     mb = 1 / 1024
     peaks = {pid: max(m.get("VmHWM", 0) for m in ms) for pid, ms in clock.memory.items()}
     worst = max(peaks, key=peaks.get)
     private = max(m.get("RssAnon", 0) + m.get("RssShmem", 0) for m in clock.memory[worst])
     idle_private = clock.idle.get("RssAnon", 0) + clock.idle.get("RssShmem", 0)
-    growth = "; ".join(
-        f"{ms[0]['VmHWM'] * mb:.0f} → {ms[-1]['VmHWM'] * mb:.0f} MB over {len(ms)} epochs"
-        for ms in clock.memory.values()
+    pss = max(m.get("Pss", 0) for m in clock.memory[worst])
+
+    def series(samples: list[dict[str, int]]) -> str:
+        return ", ".join(f"{m.get('VmRSS', 0) * mb:.0f}" for m in samples)
+
+    # VmHWM only ever rises: a worker's growth shows in its RSS when each trial has ended
+    # (the trial's memory given back, so trials of any config compare), and at each trial's
+    # first result (the same point of every trial, but then the config's own memory counts).
+    ends = {
+        pid: [m for m in ms if "VmRSS" in m]
+        for pid, ms in clock.trial_ends.items()
+        if sum("VmRSS" in m for m in ms) >= 2
+    }
+    growth = {pid: (ms[-1]["VmRSS"] - ms[0]["VmRSS"]) * mb for pid, ms in ends.items()}
+    first = "; ".join(
+        f"{series(ms)} MB over {len(ms)} trials" for ms in clock.first_results.values()
+    )
+    ended = "; ".join(
+        f"{series(ms)} MB ({growth[pid]:+.0f} MB, last - first)" for pid, ms in ends.items()
     )
     data_mb = (prepared.x_train.nbytes + prepared.x_val.nbytes) * mb / 1024
-    return Figure(
-        "memory: trial worker peak RSS above an idle Ray worker",
-        (peaks[worst] - clock.idle.get("VmRSS", 0)) * mb,
-        "<= 400",
-        f"peak RSS (VmHWM) {peaks[worst] * mb:.0f} MB, the worst of {len(peaks)} workers; an "
-        f"idle Ray worker {clock.idle.get('VmRSS', 0) * mb:.0f} MB. Without shared library "
-        f"pages (RssAnon + RssShmem, sampled at each epoch's end): {private * mb:.0f} MB vs "
-        f"{idle_private * mb:.0f} MB, {(private - idle_private) * mb:.0f} MB above. Peak per "
-        f"reused worker, first epoch → last: {growth}. The {data_mb:.0f} MB of training data "
-        "reach the workers once, through the object store (tune.with_parameters)",
-        unit=" MB",
-    )
+    return [
+        Figure(
+            "memory: trial worker peak RSS above an idle Ray worker",
+            (peaks[worst] - clock.idle.get("VmRSS", 0)) * mb,
+            "<= 400",
+            f"peak RSS (VmHWM) {peaks[worst] * mb:.0f} MB, the worst of {len(peaks)} workers; "
+            f"an idle Ray worker {clock.idle.get('VmRSS', 0) * mb:.0f} MB. Without shared "
+            f"library pages (RssAnon + RssShmem, sampled at each epoch's end): "
+            f"{private * mb:.0f} MB vs {idle_private * mb:.0f} MB, "
+            f"{(private - idle_private) * mb:.0f} MB above. PSS (shared pages split among the "
+            f"processes mapping them, sampled at each epoch's end): {pss * mb:.0f} MB vs "
+            f"{clock.idle.get('Pss', 0) * mb:.0f} MB. The {data_mb:.0f} MB of training data "
+            "reach the workers once, through the object store (tune.with_parameters)",
+            unit=" MB",
+        ),
+        Figure(
+            "memory: growth of a reused trial worker over the run (RSS after its trials)",
+            max(growth.values(), default=float("nan")),
+            "",
+            f"RSS of each worker after each of its trials ended, in order: {ended or 'n/a'}. "
+            f"RSS at each trial's first result, in order: {first}",
+            unit=" MB",
+        ),
+    ]
 
 
 def run() -> list[Figure]:
@@ -186,7 +230,7 @@ def run() -> list[Figure]:
             f"run_search call {search.call_s:.1f} s minus its search wall {wall:.1f} s",
             unit=" s",
         ),
-        memory_figure(clock, prepared),
+        *memory_figures(clock, prepared),
     ]
     optuna_s = optuna_wall(search, prepared, n_jobs=cores, seed=SEED)
     figures.append(

@@ -26,12 +26,19 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
     """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; shut down on exit."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     common = {"log_to_driver": False, "logging_level": "WARNING"}
+    # Trial workers get one glibc malloc arena (unless the user's environment sets a number):
+    # Tune runs each trial on a new thread of a reused worker, and with glibc's default (up to
+    # 8 arenas a core) a trial's allocations landed in arenas shared with Ray's own threads,
+    # where freed memory fragmented: a worker's RSS grew by 5-10 MB a trial, for good.
+    arenas = {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "1")}
     if address:
         _check_reachable(address)
         if address != "auto" and "://" not in address:  # ray:// is Ray Client, not a GCS port
             check_cluster(address)
         try:
-            ray.init(address=address, **common)
+            # The job's runtime env: a worker that has one starts fresh, about 0.8 s later than
+            # a prestarted one, once per worker.
+            ray.init(address=address, runtime_env={"env_vars": arenas}, **common)
         except (ray.exceptions.AuthenticationError, ConnectionError) as exc:
             # What the probe cannot see coming (the cluster went away in between, or Ray Client).
             raise UsageError(f"--address {address}: cannot join the cluster ({exc})") from exc
@@ -44,14 +51,22 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         created = prepare_local_token()
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
-        with _loopback_node_ip():
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                **common,
-            )
+        # The arena setting reaches the workers through the environment the Ray processes
+        # inherit (not a runtime env, which would cost each worker's prestart).
+        saved = os.environ.get("MALLOC_ARENA_MAX")
+        os.environ.update(arenas)
+        try:
+            with _loopback_node_ip():
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    **common,
+                )
+        finally:
+            if saved is None:
+                os.environ.pop("MALLOC_ARENA_MAX", None)
         if created is not None and created.exists():
             created.chmod(0o600)  # Ray writes the file it generates with the umask's mode
     try:

@@ -1,0 +1,75 @@
+"""What keeps a trial worker small changes no result: chunked passes give the same bits as one
+pass, the per-step losses read as numbers sum to the same epoch loss, and the private Ray's
+workers get their one malloc arena without the driver's environment keeping it.
+
+The memory itself is measured by `python -m benchmarks search` (benchmarks/search.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from poptune.trainables import FAMILIES, build_model, loop
+from poptune.trainables.features import QuantileInput
+from tests.private_ray import private_ray_env
+from tests.test_models import config_for
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("features", ["quantile", "robust"])
+def test_predict_in_chunks_is_the_same_bits_as_one_pass(
+    family, features, small_prepared, monkeypatch
+):
+    torch.manual_seed(0)
+    model = build_model(config_for(family, features=features))
+    x_train = torch.from_numpy(small_prepared.x_train)
+    if isinstance(model[0], QuantileInput):
+        model[0].fit(x_train)
+    scale = loop.TargetScale(mean=40.0, std=15.0)
+    monkeypatch.setattr(loop, "_CPU_EVAL_BATCH", 10**9)
+    whole = loop.predict(model, small_prepared.x_val, scale)
+    # Many chunks and a ragged last one; like 4,096, a multiple of the kernels' row blocks.
+    monkeypatch.setattr(loop, "_CPU_EVAL_BATCH", 64)
+    chunked = loop.predict(model, small_prepared.x_val, scale)
+    assert np.array_equal(whole, chunked)
+    if isinstance(model[0], QuantileInput):  # the training rows' map, as fit runs it
+        mapped = torch.cat([model[0](rows) for rows in x_train.split(64)])
+        assert torch.equal(model[0](x_train), mapped)
+
+
+def test_epoch_loss_from_numbers_is_the_same_bits_as_from_tensors():
+    gen = torch.Generator().manual_seed(3)
+    losses = [torch.rand((), generator=gen) * 10 ** (i % 7 - 3) for i in range(1001)]
+    sizes = [64] * 1000 + [17]
+    from_tensors = loop._epoch_loss(losses, sizes)
+    from_numbers = loop._epoch_loss([x.item() for x in losses], sizes)
+    assert from_numbers == from_tensors
+
+
+PROBE = """
+import os, ray
+from poptune.cluster.session import ray_session
+with ray_session(None, num_cpus=1):
+    worker = ray.get(ray.remote(lambda: os.environ.get("MALLOC_ARENA_MAX")).remote())
+print(worker, os.environ.get("MALLOC_ARENA_MAX"))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(("ours", "expected"), [(None, "1 None"), ("4", "4 4")])
+def test_private_ray_workers_get_one_malloc_arena_unless_the_user_sets_it(tmp_path, ours, expected):
+    with private_ray_env(tmp_path / "home") as env:
+        env.pop("MALLOC_ARENA_MAX", None)
+        if ours is not None:
+            env["MALLOC_ARENA_MAX"] = ours
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-2] == expected
