@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from poptune.metric import regression_scores
-from poptune.trainables import REFERENCE, fit, predict
-from poptune.trainables.features import KNOTS, QuantileInput
+from poptune.trainables import REFERENCE, features, fit, predict
+from poptune.trainables.features import KNOTS, QuantileInput, fit_and_map
 from poptune.trainables.schedule import learning_rate
 
 
@@ -104,3 +104,25 @@ def test_quantile_knots_come_from_training_rows_only(small_prepared):
         0,
     ).T.float()
     assert torch.allclose(a.model[0].knots, expected)
+
+
+def test_a_reused_worker_maps_the_same_rows_once_and_trains_the_same_bits(small_prepared):
+    """The second model on the same training rows gets the first one's knots and mapped rows
+    (no second fit), and trains exactly as it would have from scratch; other rows are fitted."""
+    config = dataclasses.replace(REFERENCE, features="quantile", dropout=0.0)
+    x = torch.from_numpy(small_prepared.x_train)
+    first = fit_and_map(QuantileInput(x.shape[1]), x, 256)
+    again = fit_and_map(QuantileInput(x.shape[1]), x.clone(), 256)  # same content, new tensor
+    assert again is first
+    other = fit_and_map(QuantileInput(x.shape[1]), x + 1.0, 256)
+    assert other is not first and not torch.equal(other, first)
+    fresh_map = QuantileInput(x.shape[1]).fit(x)
+    assert torch.equal(first, torch.cat([fresh_map(part) for part in x.split(256)]))
+
+    runs = [fit(config, small_prepared, epochs=2, seed=3, threads=1) for _ in range(2)]
+    features._last = None  # the next fit starts from scratch
+    scratch = fit(config, small_prepared, epochs=2, seed=3, threads=1)
+    for run in runs:
+        assert [h["val_mse"] for h in run.history] == [h["val_mse"] for h in scratch.history]
+        weights, expected = run.model.state_dict(), scratch.model.state_dict()
+        assert all(torch.equal(weights[k], expected[k]) for k in expected)

@@ -10,9 +10,16 @@ The map lives in the model as its first layer (knots as buffers, no parameters),
 model, its checkpoint and the model bundle carry it and `predict` needs nothing else; `fit` fits
 the knots on the training rows only (never validation or test) and transforms the training
 split once rather than per batch.
+
+A trial worker is reused for trial after trial on the same training rows, and fitting the map and
+mapping those rows took about a second a trial at 141k rows (longer than an epoch of a small
+model): :func:`fit_and_map` keeps the last split's knots and mapped rows, found again by content.
 """
 
 from __future__ import annotations
+
+import hashlib
+import threading
 
 import torch
 from torch import nn
@@ -58,3 +65,28 @@ class QuantileInput(nn.Module):
         position = torch.where(right > left, on_knots, between)
         rank = (position / (KNOTS - 1)).clamp(_EPS, 1 - _EPS)
         return torch.special.ndtri(rank).T.to(x.dtype)
+
+
+# The latest training split only (one split per worker process; 5.6 MB of mapped rows at 141k).
+_last: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+_lock = threading.Lock()
+
+
+def fit_and_map(input_map: QuantileInput, x_train: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Fit ``input_map`` on ``x_train`` and return the mapped rows, mapped ``chunk`` rows at a
+    time (the map's temporaries for all rows at once were ~100 MB of int64 ranks). The same rows
+    as the last call, by content, get the last call's knots and mapped rows: the same numbers,
+    without the second of work."""
+    global _last
+    rows = x_train.detach().cpu().contiguous().numpy()
+    key = (x_train.device, x_train.dtype, tuple(x_train.shape),
+           hashlib.blake2b(rows, digest_size=16).digest())  # fmt: skip
+    with _lock:
+        if _last is not None and _last[0] == key:
+            input_map.knots.copy_(_last[1])
+            return _last[2]
+    input_map.fit(x_train)
+    mapped = torch.cat([input_map(part) for part in x_train.split(chunk)])
+    with _lock:
+        _last = (key, input_map.knots.detach().clone(), mapped)
+    return mapped

@@ -20,7 +20,7 @@ from torch import nn
 
 from poptune.metric import regression_scores
 from poptune.trainables.config import ModelConfig
-from poptune.trainables.features import QuantileInput
+from poptune.trainables.features import QuantileInput, fit_and_map
 from poptune.trainables.flat_adamw import FlatAdamW
 from poptune.trainables.models import build_model
 from poptune.trainables.schedule import learning_rate
@@ -138,10 +138,10 @@ def fit(
     forward = _layer_by_layer(model)
     input_map = model[0] if isinstance(model, nn.Sequential) and len(model) else None
     if isinstance(input_map, QuantileInput):
-        input_map.fit(x_train)  # training rows only; a resumed state holds the same knots
-        if forward is not model:  # map the training rows once, not in every batch
-            # in chunks: the map's temporaries for all rows at once were ~100 MB (int64 ranks)
-            x_train = torch.cat([input_map(rows) for rows in x_train.split(_eval_batch(device))])
+        # Training rows only; a resumed state holds the same knots.
+        mapped = fit_and_map(input_map, x_train, _eval_batch(device))
+        if forward is not model:  # train on the mapped rows: no map in every batch
+            x_train = mapped
             forward = _layer_by_layer(model, start=1)
     n = len(x_train)
     # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
