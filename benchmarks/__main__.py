@@ -9,7 +9,7 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
               time, built-in data at the real difficulty, two sizes, 3 seeds (about 35 minutes)
     ablation  each lever of the search (recipe, family starts, finalists) removed in turn
     scale     the search driver at 32 and 64 slots (surrogate trials, 2,000 of them) vs Ray's
-              plain wiring: wall vs ideal, ramp-up, driver CPU (about 22 minutes;
+              plain wiring: wall vs ideal, ramp-up, driver CPU (about 26 minutes;
               `python -m benchmarks.scale --quick` for a small one)
 
 Every figure is a ratio of things measured side by side in the same run: these machines are

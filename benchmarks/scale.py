@@ -22,7 +22,7 @@ Ray's own floor; (c) the driver's CPU per result and per trial; (d) the searcher
 driver's CPU; (e) (a), (c) and (d) again at twice the slots, and the trend of the steady state.
 
 `python -m benchmarks scale` runs the default size (32 slots × 2,000 trials, 64 slots × 640;
-about 22 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
+about 26 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
 (300 trials at each size; about 8 minutes on an idle 2-core machine), printed, not recorded.
 """
 
@@ -53,7 +53,7 @@ class Size:
     timeout_s: float  # any one search process
 
 
-# About 22 minutes on 2 cores. At 32 slots 2,000 trials average about 4.5 epochs (ASHA) of
+# About 26 minutes on 2 cores (measured). At 32 slots 2,000 trials average about 4.5 epochs of
 # 2.16 s (log-uniform in 1–4 s): an ideal of 2,000 × 9.7 s / 32 ≈ 10 minutes, poptune's wall
 # about 11.5, and plain Ray runs 1 / 0.8 times as long (see pair()): 15 minutes; 64 × 640
 # (10 a slot) about 5 more, the ramp-up searches 3. Ramp-up searches: 2 trials per slot, or the
