@@ -53,11 +53,11 @@ class Size:
     timeout_s: float  # any one search process
 
 
-# About 26 minutes on 2 cores (measured). At 32 slots 2,000 trials average about 4.5 epochs of
-# 2.16 s (log-uniform in 1–4 s): an ideal of 2,000 × 9.7 s / 32 ≈ 10 minutes, poptune's wall
-# about 11.5, and plain Ray runs 1 / 0.8 times as long (see pair()): 15 minutes; 64 × 640
-# (10 a slot) about 5 more, the ramp-up searches 3. Ramp-up searches: 2 trials per slot, or the
-# first trials may end before the last slots start.
+# About 26 minutes on 2 cores (measured). At 32 slots 2,000 trials averaged 5.2 epochs (ASHA)
+# of 2.1 s (log-uniform in 1–4 s): an ideal of 11.5 minutes, poptune's wall 13.5, and plain Ray
+# runs 1 / 0.8 times as long (see pair()): 17 minutes; 64 × 640 (10 a slot) 5.5 more, the
+# ramp-up searches 3. Ramp-up searches: 2 trials per slot, or the first trials may end before
+# the last slots start.
 DEFAULT = Size(slots=32, trials=2000, trend_trials=640, ramp_trials=64, timeout_s=1800)
 QUICK = Size(slots=32, trials=300, trend_trials=300, ramp_trials=64, timeout_s=900)
 
