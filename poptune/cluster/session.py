@@ -36,9 +36,11 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         if address != "auto" and "://" not in address:  # ray:// is Ray Client, not a GCS port
             check_cluster(address)
         try:
-            # The job's runtime env: a worker that has one starts fresh, about 0.8 s later than
-            # a prestarted one, once per worker.
-            ray.init(address=address, runtime_env={"env_vars": arenas}, **common)
+            # No runtime env for the arena setting here: with one, no prestarted worker can serve
+            # a trial, and each starts later (measured: a two-node search's second node came up
+            # only after its trials had all run on the head). A cluster's nodes set it where Ray
+            # starts (cluster.yaml's start commands), and their workers inherit it.
+            ray.init(address=address, **common)
         except (ray.exceptions.AuthenticationError, ConnectionError) as exc:
             # What the probe cannot see coming (the cluster went away in between, or Ray Client).
             raise UsageError(f"--address {address}: cannot join the cluster ({exc})") from exc
