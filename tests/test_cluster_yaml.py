@@ -77,3 +77,32 @@ def test_a_search_on_the_head_takes_its_concurrency_from_the_node_types(config, 
     # A quarter GPU a trial: only the gpu workers, 4 trials each (their 4 CPUs allow 4).
     assert autoscaling.max_slots(1, 0.25) == 2 * 4
     assert autoscaling.max_slots(2, 0) == 8 * 8 + 2 * 2
+
+
+def test_security_promises(config):
+    prepared = validate(config)
+    assert prepared["provider"]["cache_stopped_nodes"] is False
+    # Every node type brings its own security group: the launcher's default opens SSH to all.
+    for name, node_type in prepared["available_node_types"].items():
+        assert node_type["node_config"].get("SecurityGroupIds"), name
+    # Token auth on every node: the same token file everywhere, token mode for Ray and drivers.
+    assert prepared["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
+    starts = prepared["head_start_ray_commands"] + prepared["worker_start_ray_commands"]
+    assert all("RAY_AUTH_MODE=token ray start" in c for c in starts if "ray start" in c)
+    # Trial workers inherit one malloc arena from their node (no growth trial after trial).
+    assert all("MALLOC_ARENA_MAX=1" in c for c in starts if "ray start" in c)
+    assert any("export RAY_AUTH_MODE=token" in c for c in prepared["setup_commands"])
+    head_start = " ".join(prepared["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    # Workers write checkpoints to S3, so they need an instance profile that may.
+    for name in ("cpu", "gpu"):
+        assert prepared["available_node_types"][name]["node_config"]["IamInstanceProfile"]
+
+
+def test_setup_installs_poptune_with_the_tested_pins(config):
+    prepared = validate(config)
+    assert prepared["file_mounts"]["/home/ubuntu/poptune"] == "."
+    install = [c for c in prepared["setup_commands"] if "pip install" in c]
+    assert install and "-c ~/poptune/constraints.txt" in install[0]
+    assert "-e ~/poptune" in install[0]
+    assert ".venv" in prepared["rsync_exclude"]
