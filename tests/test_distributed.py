@@ -102,7 +102,9 @@ def _worker_trial_mid_run(exp_dir: Path, node_id: str, max_epochs: int) -> str |
 
 
 def test_lost_worker_node_trials_resume_from_their_checkpoints(head, worker, ray_token, tmp_path):
-    samples, epochs = 6, 16
+    # Trials long enough that the worker node (started cold, after the head served a whole search
+    # in the test before) runs one before the head has worked through them all.
+    samples, epochs = 6, 40
     exp_dir = tmp_path / "runs" / "lost"
     driver = start_driver(
         "search", "--address", head.address, "--synthetic-rows", "100000",
