@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/poptune run --name demo --force --num-samples 16 --max-epochs 10
 
 lint: $(STAMP)
-	$(BIN)/ruff check poptune tests benchmarks
-	$(BIN)/ruff format --check poptune tests benchmarks
+	$(BIN)/ruff check poptune tests benchmarks localray
+	$(BIN)/ruff format --check poptune tests benchmarks localray
 
 test: lint
 	$(BIN)/pytest

@@ -3,8 +3,8 @@
 Every search and measurement runs in a child process (`python -m benchmarks._scale_run` or
 `benchmarks._ray_floor`) with its own HOME and Ray temp dir, so its private local Ray never
 touches this machine's ~/.ray or /tmp/ray, and the Ray processes it leaves are found by that dir
-and stopped by pid (tests/private_ray.py); a head for the joined-cluster figures is started
-with `ray start` under a token written here, and stopped by its own pids (tests/raycluster.py).
+and stopped by pid (localray/env.py); a head for the joined-cluster figures is started with
+`ray start` under a token written here, and stopped by its own pids (localray/cluster.py).
 Never `ray stop`, never a name pattern: other Rays on this machine are somebody else's.
 """
 
@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.private_ray import private_ray_env
-from tests.raycluster import LocalCluster, start_head
+from localray.cluster import LocalCluster, start_head
+from localray.env import private_ray_env
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from localray.cluster import LocalCluster, start_head
 from poptune.data import prepare, synthetic_tracks
-from tests.raycluster import LocalCluster, start_head
 
 POPTUNE = [sys.executable, "-m", "poptune"]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.raycluster import Pid, kill_pids, process_tree
+from localray.processes import Pid, kill_pids, process_tree
 
 POPTUNE = [sys.executable, "-m", "poptune"]
 

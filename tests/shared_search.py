@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.raycluster import LocalCluster
+from localray.cluster import LocalCluster
 
 NAME = "asha"
 SAMPLES = 4

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from localray.cluster import FakeAutoscalingCluster, start_autoscaling_head
 from poptune.analysis.results import read_results
-from tests.raycluster import FakeAutoscalingCluster, start_autoscaling_head
 
 pytestmark = pytest.mark.ray
 

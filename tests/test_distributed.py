@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from localray.cluster import LocalCluster, WorkerNode, start_head
+from localray.processes import kill_pids
 from poptune.analysis.results import read_results
 from tests.driver import start_driver
-from tests.raycluster import LocalCluster, WorkerNode, kill_pids, start_head
 
 pytestmark = pytest.mark.ray
 

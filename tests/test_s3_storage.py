@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.raycluster import free_port, kill_pids
+from localray.cluster import free_port
+from localray.processes import kill_pids
 
 pytest.importorskip("moto", reason="moto[server] (a dev extra) is not installed")
 pyarrow_fs = pytest.importorskip("pyarrow.fs")

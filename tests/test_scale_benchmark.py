@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks._scale_run import RunSpec
 from benchmarks._timeline import Epoch, phases, ramp_up
-from tests.private_ray import private_ray_env
+from localray.env import private_ray_env
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.private_ray import private_ray_env
-from tests.raycluster import kill_pids, process_tree
+from localray.env import private_ray_env
+from localray.processes import kill_pids, process_tree
 
 pytestmark = pytest.mark.ray
 

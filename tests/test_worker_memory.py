@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from localray.env import private_ray_env
 from poptune.trainables import FAMILIES, build_model, loop
 from poptune.trainables.features import QuantileInput
-from tests.private_ray import private_ray_env
 from tests.test_models import config_for
 
 
