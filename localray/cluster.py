@@ -18,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from localray.processes import Pid, cluster_pids, kill_pids, process_table, process_tree
 
@@ -57,6 +58,9 @@ class LocalCluster:
 
     def stop(self) -> None:
         kill_pids(self.pids())
+
+
+_Cluster = TypeVar("_Cluster", bound=LocalCluster)
 
 
 @dataclass(frozen=True)
@@ -106,15 +110,28 @@ def start_head(
     """A head with token auth; ``env`` adds settings (e.g. RAY_health_check_period_ms)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="ptr", dir="/tmp"))  # short: AF_UNIX path limit
     port = free_port()
-    env = {**os.environ, **(env or {}), "RAY_TMPDIR": str(temp_dir), "RAY_AUTH_MODE": "token"}
-    if token_path is not None:
-        env["RAY_AUTH_TOKEN_PATH"] = str(token_path)
     args = [RAY, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
             "--node-ip-address=127.0.0.1", "--include-dashboard=false",
             f"--temp-dir={temp_dir}", "--disable-usage-stats"]  # fmt: skip
-    cluster = LocalCluster(port=port, temp_dir=temp_dir, env=env)
+    cluster = LocalCluster(port=port, temp_dir=temp_dir, env=_head_env(temp_dir, token_path, env))
+    return _ray_start(cluster, args)
+
+
+def _head_env(
+    temp_dir: Path, token_path: Path | None, extra: dict[str, str] | None
+) -> dict[str, str]:
+    """A head's `ray start` environment: this one and ``extra``, its temp dir, token auth."""
+    env = {**os.environ, **(extra or {}), "RAY_TMPDIR": str(temp_dir), "RAY_AUTH_MODE": "token"}
+    if token_path is not None:
+        env["RAY_AUTH_TOKEN_PATH"] = str(token_path)
+    return env
+
+
+def _ray_start(cluster: _Cluster, args: list[str]) -> _Cluster:
+    """Run `ray start` ``args`` in ``cluster``'s environment; if it fails, or is interrupted,
+    stop what it started before raising."""
     try:
-        subprocess.run(args, env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(args, env=cluster.env, check=True, capture_output=True, timeout=120)
     except BaseException:
         cluster.stop()
         raise
@@ -218,15 +235,11 @@ def start_autoscaling_head(
     }
     config_path = temp_dir / "autoscaling.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "RAY_TMPDIR": str(temp_dir),
-        "RAY_AUTH_MODE": "token",
+    fake = {
         "RAY_FAKE_CLUSTER": "1",  # the fake provider refuses to run without it
         "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # react within a second, not five
     }
-    if token_path is not None:
-        env["RAY_AUTH_TOKEN_PATH"] = str(token_path)
+    env = _head_env(temp_dir, token_path, fake)
     extra = dict(head_resources)
     args = [RAY, "start", "--head", f"--port={port}", f"--num-cpus={extra.pop('CPU'):g}",
             f"--autoscaling-config={config_path}", "--node-ip-address=127.0.0.1",
@@ -238,9 +251,4 @@ def start_autoscaling_head(
     if extra:
         args.append(f"--resources={json.dumps(extra)}")
     cluster = FakeAutoscalingCluster(port=port, temp_dir=temp_dir, env=env, config=config)
-    try:
-        subprocess.run(args, env=env, check=True, capture_output=True, timeout=120)
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
+    return _ray_start(cluster, args)
