@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks._scale_run import RunSpec
-from benchmarks._timeline import Epoch, phases, ramp_up
+from benchmarks._timeline import Epoch, Phase, RampUp, phases, ramp_up
 from localray.env import private_ray_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,22 +28,26 @@ def _epochs() -> list[Epoch]:
     ]
 
 
+def _timeline(slots: int) -> tuple[RampUp, list[Phase]]:
+    """The ramp-up and the phases of :func:`_epochs` on ``slots`` slots, in a wall of 0 to 10 s."""
+    return ramp_up(_epochs(), slots=slots), phases(_epochs(), slots, started=0.0, ended=10.0)
+
+
 def test_timeline_splits_the_wall_into_phases_that_add_up() -> None:
-    ramp = ramp_up(_epochs(), slots=2)
+    ramp, split = _timeline(slots=2)
     assert (ramp.first_start, ramp.all_busy, ramp.peak, ramp.seconds) == (1.0, 2.0, 2, 1.0)
-    ramp_phase, steady, tail = phases(_epochs(), 2, started=0.0, ended=10.0)
+    ramp_phase, steady, tail = split
     assert (ramp_phase.start, ramp_phase.end, steady.end, tail.end) == (0.0, 2.0, 5.0, 10.0)
     busy = 12.0  # slot-seconds inside epochs
-    assert sum(p.busy for p in (ramp_phase, steady, tail)) == pytest.approx(busy)
+    assert sum(p.busy for p in split) == pytest.approx(busy)
     # wall − ideal, split by phase: 10 − 12 / 2
-    assert sum(p.idle_per_slot for p in (ramp_phase, steady, tail)) == pytest.approx(4.0)
+    assert sum(p.idle_per_slot for p in split) == pytest.approx(4.0)
     assert steady.utilisation == pytest.approx(1.0)  # a, b, then b, c: both slots busy
 
 
 def test_a_search_that_never_fills_its_slots_has_no_ramp_up_time() -> None:
-    ramp = ramp_up(_epochs(), slots=3)
+    ramp, split = _timeline(slots=3)
     assert ramp.all_busy is None and ramp.seconds is None and ramp.peak == 2
-    split = phases(_epochs(), 3, started=0.0, ended=10.0)
     assert split[0].end == 2.0  # the ramp-up ends where the peak was first reached
 
 
