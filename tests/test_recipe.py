@@ -126,3 +126,26 @@ def test_a_reused_worker_maps_the_same_rows_once_and_trains_the_same_bits(small_
         assert [h["val_mse"] for h in run.history] == [h["val_mse"] for h in scratch.history]
         weights, expected = run.model.state_dict(), scratch.model.state_dict()
         assert all(torch.equal(weights[k], expected[k]) for k in expected)
+
+
+def test_a_hooked_model_fits_the_map_without_mapping_the_training_rows(small_prepared):
+    """With a forward hook, `fit` calls the whole model, which maps each batch itself: the knots
+    are fitted as for a plain model, no training rows are mapped up front, and it trains the
+    same. A later plain model on the same rows maps them then, with the same knots."""
+    config = dataclasses.replace(REFERENCE, features="quantile", dropout=0.0)
+    features._last = None
+    plain = fit(config, small_prepared, epochs=2, seed=3, threads=1)
+    features._last = None
+    hook = torch.nn.modules.module.register_module_forward_hook(lambda *_: None)
+    try:
+        hooked = fit(config, small_prepared, epochs=2, seed=3, threads=1)
+    finally:
+        hook.remove()
+    assert features._last is not None and features._last[2] is None  # fitted, not mapped
+    assert torch.equal(hooked.model[0].knots, plain.model[0].knots)
+    assert [h["val_mse"] for h in hooked.history] == [h["val_mse"] for h in plain.history]
+
+    x = torch.from_numpy(small_prepared.x_train)
+    mapped = fit_and_map(QuantileInput(x.shape[1]), x, 256)
+    assert torch.equal(mapped, torch.cat([plain.model[0](part) for part in x.split(256)]))
+    assert features._last[2] is mapped  # kept for the next model on these rows

@@ -67,26 +67,35 @@ class QuantileInput(nn.Module):
         return torch.special.ndtri(rank).T.to(x.dtype)
 
 
-# The latest training split only (one split per worker process; 5.6 MB of mapped rows at 141k).
-_last: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+# The latest training split only (one split per worker process; 5.6 MB of mapped rows at 141k):
+# its key, knots, and mapped rows (None until a call asked for them).
+_last: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
 _lock = threading.Lock()
 
 
-def fit_and_map(input_map: QuantileInput, x_train: torch.Tensor, chunk: int) -> torch.Tensor:
+def fit_and_map(
+    input_map: QuantileInput, x_train: torch.Tensor, chunk: int, *, map_rows: bool = True
+) -> torch.Tensor | None:
     """Fit ``input_map`` on ``x_train`` and return the mapped rows, mapped ``chunk`` rows at a
-    time (the map's temporaries for all rows at once were ~100 MB of int64 ranks). The same rows
-    as the last call, by content, get the last call's knots and mapped rows: the same numbers,
-    without the second of work."""
+    time (the map's temporaries for all rows at once were ~100 MB of int64 ranks); without
+    ``map_rows``, only fit it and return None (a caller that maps every batch itself). The same
+    rows as the last call, by content, get the last call's knots and mapped rows: the same
+    numbers, without the second of work."""
     global _last
     rows = x_train.detach().cpu().contiguous().numpy()
     key = (x_train.device, x_train.dtype, tuple(x_train.shape),
            hashlib.blake2b(rows, digest_size=16).digest())  # fmt: skip
     with _lock:
-        if _last is not None and _last[0] == key:
-            input_map.knots.copy_(_last[1])
-            return _last[2]
-    input_map.fit(x_train)
-    mapped = torch.cat([input_map(part) for part in x_train.split(chunk)])
-    with _lock:
-        _last = (key, input_map.knots.detach().clone(), mapped)
-    return mapped
+        last = _last if _last is not None and _last[0] == key else None
+    if last is not None:
+        input_map.knots.copy_(last[1])
+        mapped = last[2]
+    else:
+        input_map.fit(x_train)
+        mapped = None
+    if map_rows and mapped is None:
+        mapped = torch.cat([input_map(part) for part in x_train.split(chunk)])
+    if last is None or last[2] is not mapped:
+        with _lock:
+            _last = (key, input_map.knots.detach().clone(), mapped)
+    return mapped if map_rows else None

@@ -138,9 +138,11 @@ def fit(
     forward = _layer_by_layer(model)
     input_map = model[0] if isinstance(model, nn.Sequential) and len(model) else None
     if isinstance(input_map, QuantileInput):
-        # Training rows only; a resumed state holds the same knots.
-        mapped = fit_and_map(input_map, x_train, _eval_batch(device))
-        if forward is not model:  # train on the mapped rows: no map in every batch
+        # Training rows only; a resumed state holds the same knots. A plain model trains on the
+        # mapped rows (no map in every batch); a hooked one maps every batch in its own call.
+        plain = forward is not model
+        mapped = fit_and_map(input_map, x_train, _eval_batch(device), map_rows=plain)
+        if mapped is not None:
             x_train = mapped
             forward = _layer_by_layer(model, start=1)
     n = len(x_train)
