@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from localray.processes import kill_pids
 from poptune.analysis.results import read_results
 from poptune.spaces import WEIGHT_DECAY_RANGE
 from poptune.trainables.config import REFERENCE
 from tests.driver import alive, descendants, start_driver
-from tests.raycluster import kill_pids
 
 pytestmark = pytest.mark.ray
 
