@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from poptune.metric import METRIC, MODE
 from poptune.search.searcher import PoptuneOptunaSearch
+from poptune.search.study_file import StudyFile
 from poptune.spaces import define_space
 
 MAX_EPOCHS = 4
@@ -125,3 +126,54 @@ def test_restore_after_a_kill_does_not_tell_the_study_twice(searcher, tmp_path):
     assert running.value == 220.0
     assert running.intermediate_values == {1: 250.0, 2: 240.0, 3: 230.0, 4: 220.0}
     assert after.value == 199.0 and after.number == 3
+
+
+def test_an_in_memory_study_is_copied_at_each_save_and_a_resume_rewrites_the_copy(tmp_path):
+    """Without --study-storage: the study lives in the searcher, and optuna_study.db is its copy
+    as of Tune's last save. Killed after a trial finished but before the next save, the search
+    resumes from that save: the trial runs again, and the file shows what the study holds."""
+    url = f"sqlite:///{tmp_path / 'optuna_study.db'}"
+
+    def new_searcher() -> PoptuneOptunaSearch:
+        return PoptuneOptunaSearch(
+            space=define_space,
+            metric=METRIC,
+            mode=MODE,
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            study_name="s",
+            max_epochs=MAX_EPOCHS,
+            study_file=StudyFile(url, "s"),
+        )
+
+    search = new_searcher()
+    _drive(search, "done", [300.0, 200.0, 190.0, 180.0])
+    assert search.suggest("rerun") is not None
+    search.on_trial_result("rerun", {METRIC: 250.0, "training_iteration": 1})
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))
+    stored = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert [(t.state, t.value) for t in stored] == [
+        (TrialState.COMPLETE, 180.0),
+        (TrialState.RUNNING, None),
+    ]
+    assert stored[1].intermediate_values == {1: 250.0}
+    for epoch, value in ((2, 150.0), (3, 145.0)):
+        search.on_trial_result("rerun", {METRIC: value, "training_iteration": epoch})
+    search.on_trial_complete("rerun", result={METRIC: 140.0, "training_iteration": 4})
+    del search  # killed before the next save: the study's outcome for "rerun" is lost with it
+
+    resumed = new_searcher()
+    resumed.restore(str(saved))
+    for epoch, value in ((2, 170.0), (3, 165.0)):
+        resumed.on_trial_result("rerun", {METRIC: value, "training_iteration": epoch})
+    resumed.on_trial_complete("rerun", result={METRIC: 160.0, "training_iteration": 4})
+    _drive(resumed, "after", [210.0, 205.0, 200.0, 199.0])
+    resumed.save(str(saved))
+
+    stored = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert [(t.number, t.state, t.value) for t in stored] == [
+        (0, TrialState.COMPLETE, 180.0),
+        (1, TrialState.COMPLETE, 160.0),
+        (2, TrialState.COMPLETE, 199.0),
+    ]
+    assert stored[1].intermediate_values == {1: 250.0, 2: 170.0, 3: 165.0, 4: 160.0}

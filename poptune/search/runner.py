@@ -37,6 +37,7 @@ from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
 from poptune.search.study import driver_study_storage
+from poptune.search.study_file import StudyFile
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.search.window import WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
@@ -207,6 +208,7 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         points_to_evaluate=starting_points(settings.num_samples),
         sampler=_sampler(settings),
         storage=driver_study_storage(_study_storage(settings)),
+        study_file=_study_file(settings),
         study_name=settings.name,
         max_epochs=settings.max_epochs,
         time_budget_s=settings.time_budget,
@@ -260,10 +262,18 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('family', 'trial')}_{trial.trial_id}"
 
 
+def _study_file(settings: SearchSettings) -> StudyFile | None:
+    """Without --study-storage the study is kept in memory (poptune/search/study_file.py says
+    why); a local experiment gets a copy as optuna_study.db at each save of the search."""
+    if settings.study_storage is not None or not settings.storage_is_local:
+        return None
+    path = uri.local_path(settings.experiment_uri) / STUDY_FILE
+    return StudyFile(f"sqlite:///{path}", settings.name)
+
+
 def _study_storage(settings: SearchSettings) -> optuna.storages.BaseStorage | None:
+    """--study-storage, opened; None (in memory) without it."""
     url = settings.study_storage
-    if url is None and settings.storage_is_local:
-        url = f"sqlite:///{uri.local_path(settings.experiment_uri) / STUDY_FILE}"
     if url is None:
         return None
     try:

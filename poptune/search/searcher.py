@@ -26,14 +26,24 @@ from ray.tune.search.optuna import OptunaSearch
 
 from poptune.metric import METRIC
 from poptune.search.study import fast_commits
+from poptune.search.study_file import StudyFile
 
 
 class PoptuneOptunaSearch(OptunaSearch):
+    # A class default too: a searcher unpickled from an experiment saved before it had one.
+    _study_file: StudyFile | None = None
+
     def __init__(
-        self, *args, max_epochs: int, time_budget_s: float | None = None, **kwargs
+        self,
+        *args,
+        max_epochs: int,
+        time_budget_s: float | None = None,
+        study_file: StudyFile | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
+        self._study_file = study_file  # where an in-memory study is copied at each save
         self._best: dict[str, float] = {}
         self._last_step: dict[str, int] = {}
         self._told_in_study: set[str] = set()
@@ -71,6 +81,8 @@ class PoptuneOptunaSearch(OptunaSearch):
             super().save(checkpoint_path)
         finally:
             self._run_started = run_started
+        if self._study_file is not None:
+            self._study_file.write(self._ot_study)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)

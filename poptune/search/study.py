@@ -1,9 +1,11 @@
-"""The Optuna study as one driver writes it: what a suggestion, an epoch and an outcome cost.
+"""A study in a database (``--study-storage``) as one driver writes it: what a suggestion, an
+epoch and an outcome cost.
 
-A search's driver is the only writer of its study, and it writes a lot: each suggestion is
-about 13 SQLite transactions (the trial, each key, the constant liar's guesses), each epoch and
-each outcome one more. Optuna's defaults make that cost more than TPE itself (measured, 32
-running trials, 500 finished: 58 ms a suggestion against 13 ms for the same TPE in memory):
+Without ``--study-storage`` the study is in memory (``study_file.py``). With it, the search's
+driver is still the only writer, and it writes a lot: each suggestion is about 13 SQLite
+transactions (the trial, each key, the constant liar's guesses), each epoch and each outcome one
+more. Optuna's defaults make that cost more than TPE itself (measured, 32 running trials, 500
+finished: 58 ms a suggestion against 13 ms for the same TPE in memory):
 
 - **Commits wait for the disk.** Each one fsyncs (about 2 ms here). In write-ahead-log mode with
   ``synchronous=NORMAL`` a commit is a write into the log, synced at checkpoints. That trades
