@@ -87,6 +87,78 @@ def test_the_window_keeps_every_unfinished_trial_the_newest_and_the_best():
     )
 
 
+def _window_by_sorting(trials, recent: int, best: int) -> list:
+    """The window as its definition reads (minimising): sort, take the newest, rank the rest."""
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if len(finished) <= recent + best:
+        return trials
+    finished.sort(key=lambda t: t.number)
+    keep = {t.number for t in finished[-recent:]}
+
+    def rank(t):
+        if t.state == TrialState.COMPLETE:
+            return (0, t.value, t.number)
+        step, value = max(t.intermediate_values.items())
+        return (1, -step, value, t.number)
+
+    keep.update(t.number for t in sorted(finished[:-recent], key=rank)[:best])
+    return [t for t in trials if t.number in keep or t not in finished]
+
+
+def test_the_window_kept_up_to_date_equals_the_window_sorted_afresh():
+    """Trials finish out of order (a long trial outlives many short ones); the sampler updates
+    its window trial by trial instead of sorting the study at every suggestion."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampler = WindowedSampler(_tpe(0), recent=40, best=25)
+    rng = np.random.default_rng(1)
+    running: list[optuna.Trial] = []
+    checked = 0
+    for _ in range(300):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        running.append(trial)
+        while len(running) > 12 or (running and rng.random() < 0.3):
+            done = running.pop(int(rng.integers(len(running))))
+            steps = int(rng.integers(1, 4))
+            for step in range(1, steps + 1):
+                done.report(float(rng.integers(0, 50)), step=step)  # ties on purpose
+            if steps < 3:
+                study.tell(done, state=TrialState.PRUNED)
+            else:
+                study.tell(done, float(rng.integers(0, 50)))
+        trials = study.get_trials(deepcopy=False)
+        if rng.random() < 0.5:  # not every change is seen: several trials finish between calls
+            kept = sampler.select(trials, study.direction)
+            expected = _window_by_sorting(trials, recent=40, best=25)
+            assert [t.number for t in kept] == [t.number for t in expected]
+            checked += len(trials) > 40 + 25 + 12
+    assert checked > 100
+
+
+def test_tpe_splits_the_keys_into_the_same_groups_from_one_trial_per_key_set():
+    def space(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+        if kind != "a":
+            x += trial.suggest_int("width", 1, 64, log=True) / 64
+        if kind == "c":
+            x += trial.suggest_float("dropout", 0, 0.5)
+        return x * x
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(space, n_trials=60)
+    trial = study.ask()
+    windowed, whole = WindowedSampler(_tpe(0)), _tpe(0)
+    assert windowed.infer_relative_search_space(study, trial) == (
+        whole.infer_relative_search_space(study, trial)
+    )
+    groups = [sorted(group.items()) for group in whole._search_space_group.search_spaces]
+    assert len(groups) == 3
+    assert [
+        sorted(group.items()) for group in windowed.sampler._search_space_group.search_spaces
+    ] == groups
+
+
 def test_a_windowed_search_still_finds_the_optimum_of_a_tiny_problem():
     """Past its window (recent=30 + best=25: far smaller than a search's) TPE still closes in on
     the known optimum, and far closer than random search. (It is less sharp than TPE on the
@@ -110,7 +182,7 @@ def test_the_sampler_pickles_without_its_window():
     study.optimize(_bowl, n_trials=40)
     assert sampler._window is not None  # the view of the last suggestion
     again = pickle.loads(pickle.dumps(sampler))
-    assert again._window is None
+    assert again._window is None and again._kept is None
     optuna.create_study(sampler=again).optimize(_bowl, n_trials=3)
 
 

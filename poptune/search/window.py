@@ -23,6 +23,7 @@ which TPE's default weights already favour (older trials weigh linearly less).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 from collections.abc import Container
@@ -83,11 +84,12 @@ class WindowedSampler(BaseSampler):
         self._best = best
         self._window: StudyWindow | None = None
         self._window_of: int | None = None  # the trial number the window was read for
+        self._kept: _Kept | None = None  # which finished trials the window keeps
 
     def __getstate__(self) -> dict[str, Any]:
         # The window is a per-suggestion view: a saved searcher (Tune's checkpoint) keeps only
         # the sampler and its settings, and reads a new window after --resume.
-        return {**self.__dict__, "_window": None, "_window_of": None}
+        return {**self.__dict__, "_window": None, "_window_of": None, "_kept": None}
 
     @property
     def sampler(self) -> BaseSampler:
@@ -103,7 +105,17 @@ class WindowedSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self._sampler.infer_relative_search_space(self.window(study, trial), trial)
+        # TPE splits the keys into groups by which trials have them; one trial of each set of
+        # keys gives the same groups (a set seen before never splits them again) at a fraction
+        # of the cost of reading every trial of the window.
+        window = self.window(study, trial)
+        key_sets: dict[frozenset[str], FrozenTrial] = {}
+        for t in window._trials:
+            if t.state in FINISHED:
+                key_sets.setdefault(frozenset(t.distributions), t)
+        return self._sampler.infer_relative_search_space(
+            StudyWindow(study, list(key_sets.values())), trial
+        )
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -141,16 +153,51 @@ class WindowedSampler(BaseSampler):
         return self._window
 
     def select(self, trials: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
-        finished = [t for t in trials if t.state in FINISHED]
-        if len(finished) <= self._recent + self._best:
+        """The window over ``trials`` (the study's, in number order). Kept up to date from one
+        call to the next (finished trials never change), so a call costs a pass over the study,
+        not a sort of it: at 2,000 trials re-sorting the older trials took a fifth of a
+        suggestion."""
+        if self._kept is None or self._kept.direction != direction:
+            self._kept = _Kept(self._recent, self._best, direction)
+        kept = self._kept
+        for trial in trials:
+            if trial.state in FINISHED and trial.number not in kept.seen:
+                kept.add(trial)
+        if len(kept.seen) <= self._recent + self._best:
             return trials
-        finished.sort(key=lambda t: t.number)
-        keep = {t.number for t in finished[-self._recent :]}
-        older = finished[: -self._recent]
-        sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
-        older.sort(key=lambda t: _rank(t, sign))
-        keep.update(t.number for t in older[: self._best])
+        keep = kept.numbers()
         return [t for t in trials if t.state not in FINISHED or t.number in keep]
+
+
+class _Kept:
+    """Which finished trials a window keeps, for a study that only grows: the ``recent``
+    highest-numbered ones, and the ``best`` best-ranked of the others (the others only ever gain
+    trials, so their best are kept exactly by inserting each newcomer and dropping the worst)."""
+
+    def __init__(self, recent: int, best: int, direction: StudyDirection) -> None:
+        self.direction = direction
+        self.seen: set[int] = set()
+        self._recent_count = recent
+        self._best_count = best
+        self._sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
+        self._numbers: list[int] = []  # every finished trial's number, sorted
+        self._ranks: dict[int, tuple[float, ...]] = {}  # of the finished trials
+        self._best: list[tuple[tuple[float, ...], int]] = []  # (rank, number): best older ones
+
+    def add(self, trial: FrozenTrial) -> None:
+        number = trial.number
+        self.seen.add(number)
+        self._ranks[number] = _rank(trial, self._sign)
+        bisect.insort(self._numbers, number)
+        if len(self._numbers) <= self._recent_count:
+            return
+        # The trial no longer among the newest: the new one itself, or the one it pushed out.
+        older = self._numbers[-self._recent_count - 1]
+        bisect.insort(self._best, (self._ranks[older], older))
+        del self._best[self._best_count :]
+
+    def numbers(self) -> set[int]:
+        return {*self._numbers[-self._recent_count :], *(number for _, number in self._best)}
 
 
 def _rank(trial: FrozenTrial, sign: float) -> tuple[float, ...]:
