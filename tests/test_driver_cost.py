@@ -19,7 +19,7 @@ from ray.tune.experiment import Trial
 from poptune.cluster.autoscale import bootstrap_autoscaling
 from poptune.cluster.capacity import ClusterInfo, check_fits, max_concurrent, node_slots
 from poptune.errors import UsageError
-from poptune.search.fast_tpe import log_ndtr, scipy_log_ndtr
+from poptune.search.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr
 from poptune.search.scheduling import NewestFirstFIFO
 from poptune.search.settings import SearchSettings
 from poptune.search.study import driver_study_storage
@@ -103,6 +103,24 @@ def _window_by_sorting(trials, recent: int, best: int) -> list:
 
     keep.update(t.number for t in sorted(finished[:-recent], key=rank)[:best])
     return [t for t in trials if t.number in keep or t not in finished]
+
+
+def test_tpe_shown_the_window_splits_off_the_same_good_trials_as_shown_the_whole_study():
+    """TPE's good group: a tenth of the finished trials, at most 25, counted over the study."""
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    study = _finished_study(400, running=0)
+    sampler = WindowedSampler(_tpe(0), recent=50, best=25)
+    trials = study.get_trials(deepcopy=False)
+    shown = sampler.select(trials, study.direction)
+    assert len(shown) == 75
+    gamma = sampler.sampler._gamma
+    assert gamma(len(shown)) == 25  # what Optuna's default gives for the whole study
+    good, _ = _split_trials(study, shown, gamma(len(shown)))
+    whole_good, _ = _split_trials(study, trials, 25)
+    assert [t.number for t in good] == [t.number for t in whole_good]
+    small, fresh = _finished_study(60, running=0), WindowedSampler(_tpe(0), recent=50, best=25)
+    assert fresh.sampler._gamma(len(fresh.select(small.get_trials(), small.direction))) == 6
 
 
 def test_the_window_kept_up_to_date_equals_the_window_sorted_afresh():
@@ -194,16 +212,62 @@ def test_a_window_too_small_for_tpes_good_group_is_refused():
 # ---------------------------------------------------------------- log Φ
 
 
-def test_scipy_log_ndtr_agrees_with_optunas_own_and_is_put_back():
+def test_scipy_log_ndtr_agrees_with_optunas_own_and_both_swaps_are_put_back():
     from optuna.samplers._tpe import _truncnorm
+    from optuna.samplers._tpe import sampler as tpe_module
 
-    own = _truncnorm._log_ndtr
+    own, own_split = _truncnorm._log_ndtr, tpe_module._split_trials
     a = np.concatenate([np.linspace(-30, 5.9, 400), [-1e3, 0.0, 1e-8]])
     expected = np.asarray(own(a), dtype=float)
     np.testing.assert_allclose(log_ndtr(a), expected, rtol=1e-7, atol=1e-300)
-    with scipy_log_ndtr():
+    with faster_tpe():
         assert _truncnorm._log_ndtr is log_ndtr
-    assert _truncnorm._log_ndtr is own
+        assert tpe_module._split_trials is not own_split
+    assert _truncnorm._log_ndtr is own and tpe_module._split_trials is own_split
+
+
+def test_one_split_per_suggestion_samples_exactly_what_tpe_samples(monkeypatch):
+    """Three groups of keys: TPE splits the trials three times a suggestion, poptune once."""
+    from optuna.samplers._tpe import sampler as tpe_module
+
+    def space(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+        x = trial.suggest_float("x", -1, 1)
+        if kind != "a":
+            x += trial.suggest_int("width", 1, 64, log=True) / 64
+        if kind == "c":
+            x += trial.suggest_float("dropout", 0, 0.5)
+        return (x - 0.3) ** 2
+
+    def suggestions(swap: bool) -> tuple[list[dict], int]:
+        calls = [0]
+        own = tpe_module._split_trials
+
+        def counted(*args):
+            calls[0] += 1
+            return own(*args)
+
+        monkeypatch.setattr(tpe_module, "_split_trials", counted)
+        study = optuna.create_study(sampler=_tpe(3))
+        study.optimize(space, n_trials=40)
+        calls[0] = 0
+        sampled = []
+        for _ in range(15):
+            trial = study.ask()
+            group = study.sampler.infer_relative_search_space(study, trial)
+            if swap:
+                with _swapped(tpe_module, "_split_trials", _split_once):
+                    sampled.append(study.sampler.sample_relative(study, trial, group))
+            else:
+                sampled.append(study.sampler.sample_relative(study, trial, group))
+            study.tell(trial, float(len(sampled)))
+        monkeypatch.setattr(tpe_module, "_split_trials", own)
+        return sampled, calls[0]
+
+    plain, plain_splits = suggestions(swap=False)
+    once, splits = suggestions(swap=True)
+    assert once == plain and len(plain) == 15 and all(plain)
+    assert plain_splits == 3 * 15 and splits == 15
 
 
 # ---------------------------------------------------------------- the study's storage
