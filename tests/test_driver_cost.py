@@ -153,6 +153,25 @@ def test_the_window_kept_up_to_date_equals_the_window_sorted_afresh():
     assert checked > 100
 
 
+def test_a_long_trial_that_finishes_late_and_best_stays_in_the_window():
+    """Under ASHA the trials that run longest are the best ones, and finish after many newer
+    short ones: the window must rank such a trial among the best, not lose it."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampler = WindowedSampler(_tpe(0), recent=2, best=25)
+    long = study.ask()
+    long.suggest_float("x", 0, 1)
+    for i in range(40):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, 10.0 + i)
+        sampler.select(study.get_trials(deepcopy=False), study.direction)
+    study.tell(long, 0.0)
+    trials = study.get_trials(deepcopy=False)
+    kept = [t.number for t in sampler.select(trials, study.direction)]
+    assert kept == [t.number for t in _window_by_sorting(trials, recent=2, best=25)]
+    assert 0 in kept and len(kept) == 27
+
+
 def test_tpe_splits_the_keys_into_the_same_groups_from_one_trial_per_key_set():
     def space(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", -1, 1)

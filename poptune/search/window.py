@@ -204,11 +204,14 @@ class _Kept:
         number = trial.number
         self.seen.add(number)
         self._ranks[number] = _rank(trial, self._sign)
-        bisect.insort(self._numbers, number)
+        at = bisect.bisect_left(self._numbers, number)
+        self._numbers.insert(at, number)
         if len(self._numbers) <= self._recent_count:
             return
-        # The trial no longer among the newest: the new one itself, or the one it pushed out.
-        older = self._numbers[-self._recent_count - 1]
+        # The trial no longer among the newest: the new one itself if it lands below them (a
+        # long trial finishing late), else the newest-but-one it pushed out.
+        boundary = len(self._numbers) - self._recent_count - 1
+        older = number if at <= boundary else self._numbers[boundary]
         bisect.insort(self._best, (self._ranks[older], older))
         del self._best[self._best_count :]
 
