@@ -1,7 +1,7 @@
 """Optuna's TPE, made cheaper for the calls poptune makes without changing what it samples.
 
-Two swaps, each made only while poptune's sampler runs, so any other Optuna in the process is
-left exactly as it was:
+Two swaps of module globals, each made only while poptune's sampler runs (Tune's driver asks
+from one thread), so any other Optuna used in the process between suggestions is left as it was:
 
 - **log Φ in C.** For integer and discrete keys (the widths, the batch size) TPE scores every
   candidate against every kernel through ``log Φ`` (the log of the normal CDF), which Optuna 5
@@ -13,8 +13,8 @@ left exactly as it was:
 - **One split per suggestion.** With ``group=True`` TPE samples each group of keys on its own
   (poptune's space has three: the keys every family has, ``width_2``, ``width_3``/``dropout``),
   and for each it splits the same trials into its good and bad sets, sorting them by value
-  each time; the split does not depend on the group, so within one suggestion it is made once
-  (a third of TPE's cost at a 250-trial window).
+  each time; the split does not depend on the group, so within one ``sample_relative`` call
+  it is made once (a third of TPE's cost at a 250-trial window).
 """
 
 from __future__ import annotations

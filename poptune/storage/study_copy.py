@@ -1,10 +1,10 @@
 """The Optuna study of a search on remote storage, saved into the experiment as optuna_study.db.
 
-A local experiment keeps its study in SQLite inside the experiment folder while the search runs.
-SQLite cannot live in a bucket (it needs file locks and in-place writes), so with s3:// or
-gs:// storage and no --study-storage the searcher keeps the study in memory, and Tune saves it
+Without --study-storage the searcher keeps the study in memory, and Tune saves it
 with the searcher's state (``searcher-state-*.pkl``) in the experiment: that is what --resume
-restores. When the search ends, this module copies that study into a SQLite file and uploads it
+restores. A local experiment gets a SQLite copy at each save (search/study_file.py); SQLite
+cannot live in a bucket (it needs file locks and in-place writes), so with s3:// or gs://
+storage, when the search ends, this module copies that study into a SQLite file and uploads it
 as the experiment's optuna_study.db, so the analysis (hyperparameter importance) and
 optuna-dashboard find it where they find a local search's study.
 """
