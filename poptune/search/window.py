@@ -90,7 +90,6 @@ class WindowedSampler(BaseSampler):
         self._window: StudyWindow | None = None
         self._window_of: int | None = None  # the trial number the window was read for
         self._kept: _Kept | None = None  # which finished trials the window keeps
-        self._finished = 0  # finished trials in the study at the last window
         if isinstance(sampler, TPESampler) and sampler._gamma is None:
             # TPE sizes its good group from the finished trials it is shown (a tenth, at most
             # 25); shown a window, it must count the whole study's, or the window would shrink
@@ -99,7 +98,8 @@ class WindowedSampler(BaseSampler):
 
     def study_gamma(self, shown: int) -> int:
         """Optuna's default size of TPE's good group, for the study rather than the window."""
-        return default_gamma(max(shown, self._finished))
+        finished = len(self._kept.seen) if self._kept is not None else 0  # at the last window
+        return default_gamma(max(shown, finished))
 
     def __getstate__(self) -> dict[str, Any]:
         # The window is a per-suggestion view: a saved searcher (Tune's checkpoint) keeps only
@@ -178,7 +178,6 @@ class WindowedSampler(BaseSampler):
         for trial in trials:
             if trial.state in FINISHED and trial.number not in kept.seen:
                 kept.add(trial)
-        self._finished = len(kept.seen)
         if len(kept.seen) <= self._recent + self._best:
             return trials
         keep = kept.numbers()
@@ -197,7 +196,7 @@ class _Kept:
         self._best_count = best
         self._sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
         self._numbers: list[int] = []  # every finished trial's number, sorted
-        self._ranks: dict[int, tuple[float, ...]] = {}  # of the finished trials
+        self._ranks: dict[int, tuple[float, ...]] = {}  # of the newest, until they are not
         self._best: list[tuple[tuple[float, ...], int]] = []  # (rank, number): best older ones
 
     def add(self, trial: FrozenTrial) -> None:
@@ -212,7 +211,7 @@ class _Kept:
         # long trial finishing late), else the newest-but-one it pushed out.
         boundary = len(self._numbers) - self._recent_count - 1
         older = number if at <= boundary else self._numbers[boundary]
-        bisect.insort(self._best, (self._ranks[older], older))
+        bisect.insort(self._best, (self._ranks.pop(older), older))
         del self._best[self._best_count :]
 
     def numbers(self) -> set[int]:
