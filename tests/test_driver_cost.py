@@ -153,6 +153,23 @@ def test_the_window_kept_up_to_date_equals_the_window_sorted_afresh():
     assert checked > 100
 
 
+def test_trials_not_numbered_by_their_place_are_all_looked_at_every_time():
+    """The window looks only at trials unfinished last time and new ones when trial i is at
+    index i (as every Optuna storage returns them); any other list is read in full."""
+    study = _finished_study(200, running=6)
+    trials = study.get_trials(deepcopy=False)
+    sampler = WindowedSampler(_tpe(0), recent=40, best=25)
+    for end in (120, 160, len(trials)):  # a study that grows, read without its trial 0
+        shown = trials[1:end]
+        kept = sampler.select(shown, study.direction)
+        assert [t.number for t in kept] == [
+            t.number for t in _window_by_sorting(shown, recent=40, best=25)
+        ]
+    assert [t.number for t in sampler.select(trials, study.direction)] == [
+        t.number for t in _window_by_sorting(trials, recent=40, best=25)
+    ]
+
+
 def test_a_long_trial_that_finishes_late_and_best_stays_in_the_window():
     """Under ASHA the trials that run longest are the best ones, and finish after many newer
     short ones: the window must rank such a trial among the best, not lose it."""
@@ -194,6 +211,34 @@ def test_tpe_splits_the_keys_into_the_same_groups_from_one_trial_per_key_set():
     assert [
         sorted(group.items()) for group in windowed.sampler._search_space_group.search_spaces
     ] == groups
+
+
+def test_the_groups_are_inferred_again_when_a_new_set_of_keys_appears_and_only_then():
+    """A set of keys that first appears late (here: dropout, after 30 trials) splits the
+    groups; until one does, the groups of the last suggestion are reused."""
+
+    def space(trial: optuna.Trial, late: bool) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        if trial.suggest_categorical("kind", ["a", "b", "c"]) == "c" and late:
+            x += trial.suggest_float("dropout", 0, 0.5)
+        return x * x
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    windowed, inferred = WindowedSampler(_tpe(0)), [0]
+    own = windowed.sampler.infer_relative_search_space
+
+    def counted(*args):
+        inferred[0] += 1
+        return own(*args)
+
+    windowed.sampler.infer_relative_search_space = counted
+    for n in range(45):
+        trial = study.ask()
+        got = windowed.infer_relative_search_space(study, trial)
+        assert got == _tpe(0).infer_relative_search_space(study, trial)
+        study.tell(trial, space(trial, late=n >= 30))
+    assert 2 <= inferred[0] <= 4  # at the first finished trial, at the first dropout (not 45)
+    assert "dropout" in got
 
 
 def test_a_windowed_search_still_finds_the_optimum_of_a_tiny_problem():

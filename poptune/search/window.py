@@ -90,6 +90,8 @@ class WindowedSampler(BaseSampler):
         self._window: StudyWindow | None = None
         self._window_of: int | None = None  # the trial number the window was read for
         self._kept: _Kept | None = None  # which finished trials the window keeps
+        self._space: dict[str, BaseDistribution] | None = None  # TPE's, for the key sets seen
+        self._space_of: frozenset[frozenset[str]] = frozenset()
         if isinstance(sampler, TPESampler) and sampler._gamma is None:
             # TPE sizes its good group from the finished trials it is shown (a tenth, at most
             # 25); shown a window, it must count the whole study's, or the window would shrink
@@ -104,7 +106,11 @@ class WindowedSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         # The window is a per-suggestion view: a saved searcher (Tune's checkpoint) keeps only
         # the sampler and its settings, and reads a new window after --resume.
-        return {**self.__dict__, "_window": None, "_window_of": None, "_kept": None}
+        return {
+            **self.__dict__,
+            **{"_window": None, "_window_of": None, "_kept": None, "_space": None},
+            "_space_of": frozenset(),
+        }
 
     @property
     def sampler(self) -> BaseSampler:
@@ -122,15 +128,18 @@ class WindowedSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         # TPE splits the keys into groups by which trials have them; one trial of each set of
         # keys gives the same groups (a set seen before never splits them again) at a fraction
-        # of the cost of reading every trial of the window.
+        # of the cost of reading every trial of the window, and no new set, the same groups.
         window = self.window(study, trial)
         key_sets: dict[frozenset[str], FrozenTrial] = {}
         for t in window._trials:
             if t.state in FINISHED:
                 key_sets.setdefault(frozenset(t.distributions), t)
-        return self._sampler.infer_relative_search_space(
-            StudyWindow(study, list(key_sets.values())), trial
-        )
+        if self._space is None or not key_sets.keys() <= self._space_of:
+            self._space = self._sampler.infer_relative_search_space(
+                StudyWindow(study, list(key_sets.values())), trial
+            )
+            self._space_of = self._space_of | key_sets.keys()
+        return dict(self._space)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -169,17 +178,31 @@ class WindowedSampler(BaseSampler):
 
     def select(self, trials: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
         """The window over ``trials`` (the study's, in number order). Kept up to date from one
-        call to the next (finished trials never change), so a call costs a pass over the study,
-        not a sort of it: at 2,000 trials re-sorting the older trials took a fifth of a
-        suggestion."""
+        call to the next (finished trials never change), so a call looks at the trials that were
+        unfinished last time and the new ones, not the whole study: at 2,000 trials a pass over
+        the study took a seventh of a suggestion."""
         if self._kept is None or self._kept.direction != direction:
             self._kept = _Kept(self._recent, self._best, direction)
         kept = self._kept
-        for trial in trials:
-            if trial.state in FINISHED and trial.number not in kept.seen:
-                kept.add(trial)
+        # Optuna numbers a study's trials 0, 1, 2, ... and returns them in that order.
+        numbered = bool(trials) and trials[0].number == 0 and trials[-1].number == len(trials) - 1
+        if numbered:
+            look = [*kept.open, *range(kept.looked, len(trials))]
+        else:  # never from Optuna's storages; look at every trial, and at every one next time
+            look, kept.open = range(len(trials)), set()
+        for i in look:
+            trial = trials[i]
+            if trial.state in FINISHED:
+                kept.open.discard(i)
+                if trial.number not in kept.seen:
+                    kept.add(trial)
+            else:
+                kept.open.add(i)
+        kept.open, kept.looked = (kept.open, len(trials)) if numbered else (set(), 0)
         if len(kept.seen) <= self._recent + self._best:
             return trials
+        if numbered:
+            return [trials[number] for number in sorted(kept.numbers() | kept.open)]
         keep = kept.numbers()
         return [t for t in trials if t.state not in FINISHED or t.number in keep]
 
@@ -192,6 +215,8 @@ class _Kept:
     def __init__(self, recent: int, best: int, direction: StudyDirection) -> None:
         self.direction = direction
         self.seen: set[int] = set()
+        self.open: set[int] = set()  # trials not finished when last looked at
+        self.looked = 0  # how many of the study's trials were looked at
         self._recent_count = recent
         self._best_count = best
         self._sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
