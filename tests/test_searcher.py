@@ -177,3 +177,30 @@ def test_an_in_memory_study_is_copied_at_each_save_and_a_resume_rewrites_the_cop
         (2, TrialState.COMPLETE, 199.0),
     ]
     assert stored[1].intermediate_values == {1: 250.0, 2: 170.0, 3: 165.0, 4: 160.0}
+
+
+def test_suggestions_are_the_configs_rays_own_searcher_gives():
+    """The trial's own params stand in for Ray's capturing proxy: same configs, starting points
+    (enqueued, fixed values) included, for the same sampler seed and study history."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from poptune.search.runner import starting_points
+
+    def configs(cls: type, **extra) -> list[dict]:
+        search = cls(
+            space=define_space,
+            metric=METRIC,
+            mode=MODE,
+            points_to_evaluate=starting_points(40),
+            sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=5),
+            **extra,
+        )
+        out = []
+        for i in range(12):
+            out.append(search.suggest(f"t{i}"))
+            search.on_trial_complete(f"t{i}", {METRIC: 200.0 + i % 5, "training_iteration": 1})
+        return out
+
+    ours = configs(PoptuneOptunaSearch, max_epochs=1)
+    assert ours == configs(OptunaSearch)
+    assert ours[0]["family"] == "MLP3LayerDropout" and len({str(c) for c in ours}) == 12
