@@ -23,6 +23,7 @@ from poptune.data import Prepared
 from poptune.errors import UsageError
 from poptune.layout import STUDY_FILE
 from poptune.metric import METRIC, MODE
+from poptune.search.batch_tpe import BatchTPESampler
 from poptune.search.experiment_files import (
     check_experiment_dir,
     previous_wall_s,
@@ -39,7 +40,7 @@ from poptune.search.signals import sigterm_as_sigint
 from poptune.search.study import driver_study_storage
 from poptune.search.study_file import StudyFile
 from poptune.search.tensorboard import TrialTensorBoard
-from poptune.search.window import WindowedSampler
+from poptune.search.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
 from poptune.storage import remote
 from poptune.trainables.config import REFERENCE
@@ -240,10 +241,15 @@ def _sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=settings.seed)
     # constant_liar: trials running in parallel count as bad guesses until they report, so
     # parallel slots are not all sent to the same spot. The window bounds what a suggestion
-    # costs in a long search (poptune/search/window.py says what it trades).
+    # costs in a long search, and once it is full a fit of TPE's model serves several
+    # suggestions when many trials run (window.py and batch_tpe.py say what each trades).
     return WindowedSampler(
-        optuna.samplers.TPESampler(
-            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+        BatchTPESampler(
+            seed=settings.seed,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            batch_from=RECENT + BEST,
         )
     )
 
