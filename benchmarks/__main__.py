@@ -11,6 +11,9 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
     scale     the search driver at 32 and 64 slots (surrogate trials, 2,000 of them) vs Ray's
               plain wiring: wall vs ideal, ramp-up, driver CPU (about 26 minutes;
               `python -m benchmarks.scale --quick` for a small one)
+    sampler   TPE with several suggestions a fit vs one: searcher CPU and the best value
+              found on a known bowl (no training; 32 and 64 trials in flight, 12 seeds; about
+              8 minutes)
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
 shared, and seconds from different runs do not compare. `make bench` runs them all (about an
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from benchmarks._common import Figure, load_average, machine
 
-BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation", "scale")
+BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation", "scale", "sampler")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
