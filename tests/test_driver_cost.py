@@ -19,7 +19,7 @@ from ray.tune.experiment import Trial
 from poptune.cluster.autoscale import bootstrap_autoscaling
 from poptune.cluster.capacity import ClusterInfo, check_fits, max_concurrent, node_slots
 from poptune.errors import UsageError
-from poptune.search.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr
+from poptune.search.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr, ndtr
 from poptune.search.scheduling import NewestFirstFIFO
 from poptune.search.settings import SearchSettings
 from poptune.search.study import driver_study_storage
@@ -276,18 +276,21 @@ def test_a_window_too_small_for_tpes_good_group_is_refused():
 # ---------------------------------------------------------------- log Φ
 
 
-def test_scipy_log_ndtr_agrees_with_optunas_own_and_both_swaps_are_put_back():
+def test_scipy_ndtr_and_log_ndtr_agree_with_optunas_own_and_the_swaps_are_put_back():
     from optuna.samplers._tpe import _truncnorm
     from optuna.samplers._tpe import sampler as tpe_module
 
-    own, own_split = _truncnorm._log_ndtr, tpe_module._split_trials
+    own, own_ndtr, own_split = _truncnorm._log_ndtr, _truncnorm._ndtr, tpe_module._split_trials
     a = np.concatenate([np.linspace(-30, 5.9, 400), [-1e3, 0.0, 1e-8]])
     expected = np.asarray(own(a), dtype=float)
     np.testing.assert_allclose(log_ndtr(a), expected, rtol=1e-7, atol=1e-300)
+    b = np.linspace(-8, 8, 801)
+    np.testing.assert_allclose(ndtr(b), own_ndtr(b), rtol=1e-12, atol=1e-15)
     with faster_tpe():
-        assert _truncnorm._log_ndtr is log_ndtr
+        assert _truncnorm._log_ndtr is log_ndtr and _truncnorm._ndtr is ndtr
         assert tpe_module._split_trials is not own_split
     assert _truncnorm._log_ndtr is own and tpe_module._split_trials is own_split
+    assert _truncnorm._ndtr is own_ndtr
 
 
 def test_one_split_per_suggestion_samples_exactly_what_tpe_samples(monkeypatch):
@@ -332,6 +335,59 @@ def test_one_split_per_suggestion_samples_exactly_what_tpe_samples(monkeypatch):
     once, splits = suggestions(swap=True)
     assert once == plain and len(plain) == 15 and all(plain)
     assert plain_splits == 3 * 15 and splits == 15
+
+
+def test_remembered_params_give_tpe_the_arrays_it_would_build_itself():
+    """Running trials (the constant liar reads back every key TPE suggested for them,
+    dropout too where their kind has none) and finished ones (their own keys only); then some
+    of the running ones finish, and their own params replace the guesses."""
+    from poptune.search.batch_tpe import BatchTPESampler
+
+    def space(trial: optuna.Trial) -> None:
+        trial.suggest_float("x", -1, 1)
+        if trial.suggest_categorical("kind", ["a", "c"]) == "c":
+            trial.suggest_float("dropout", 0, 0.5)
+
+    remembering = BatchTPESampler(
+        seed=0, multivariate=True, group=True, constant_liar=True, batch_from=10**9
+    )
+    study = optuna.create_study(sampler=remembering)
+    running = []
+    for i in range(60):
+        trial = study.ask()
+        space(trial)
+        if i < 40:
+            study.tell(trial, float(i))
+        else:
+            running.append(trial)
+    own = _tpe(0)
+
+    def both(keys: dict) -> tuple[dict, dict]:
+        trials = study.get_trials(deepcopy=False)
+        return (
+            remembering._get_internal_repr(trials, keys, study),
+            own._get_internal_repr(trials, keys, study),
+        )
+
+    distributions = {name: d for t in study.trials for name, d in t.distributions.items()}
+    groups = [
+        {"x": distributions["x"], "kind": distributions["kind"]},
+        {"dropout": distributions["dropout"]},
+    ]
+    lengths = []
+    for rounds in range(2):
+        for keys in groups:
+            ours, theirs = both(keys)
+            assert ours.keys() == theirs.keys()
+            for name in ours:
+                np.testing.assert_array_equal(ours[name], theirs[name])
+            lengths.append(len(next(iter(ours.values()))))
+        for trial in running if rounds == 0 else []:
+            if trial.params["kind"] == "a":  # it finishes: its guessed dropout drops out
+                study.tell(trial, 0.5)
+    assert lengths[0] == lengths[2] == 60 and lengths[3] < lengths[1]
+    assert remembering._remembered
+    assert "_remembered" not in pickle.loads(pickle.dumps(remembering)).__dict__
 
 
 # ---------------------------------------------------------------- the study's storage

@@ -37,13 +37,16 @@ from optuna.samplers._tpe import sampler as _tpe_sampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from poptune.search.fast_tpe import RememberedParams
+
 RUNNING_PER_SUGGESTION = 8  # trials running, per suggestion one fit serves
 MOST_PER_FIT = 16
 
 
-class BatchTPESampler(TPESampler):
+class BatchTPESampler(RememberedParams, TPESampler):
     """Optuna's TPE, serving ``⌈running / 8⌉`` suggestions (at most 16) from each fit once it is
-    shown ``batch_from`` finished trials (see the module); takes TPESampler's arguments too."""
+    shown ``batch_from`` finished trials (see the module), each trial's params turned into TPE's
+    form once (fast_tpe); takes TPESampler's arguments too."""
 
     def __init__(self, *args: Any, batch_from: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
