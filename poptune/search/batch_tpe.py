@@ -6,23 +6,24 @@ running: about 6 of 10 ms). Once the study is large the fits of consecutive sugg
 differ: each sees the same few hundred finished trials, plus a trial or two that just ended,
 and the constant liar's guesses for the trials started since.
 
-So once TPE is shown ``batch_from`` finished trials (poptune: its window's full 250),
-:class:`BatchTPESampler` draws the next ``⌈running / 8⌉`` suggestions (at most 16) of a group of
-keys from one fit, each the best of its own ``n_ei_candidates`` draws exactly as TPE picks one,
-and refits when they are used up. A suggestion is then made from a fit at most ``running / 8``
-suggestions old: it does not see the trials started or ended since, where it already could not
-see the outcomes of the ``running`` trials in flight.
+So once TPE is shown ``batch_from`` finished trials (poptune: its window's full 250) and more
+than 8 trials run, :class:`BatchTPESampler` draws the next ``⌈running / 4⌉`` suggestions (at
+most 16) of a group of keys from one fit, each the best of its own ``n_ei_candidates`` draws
+exactly as TPE picks one, and refits when they are used up. A suggestion is then made from a
+fit at most ``running / 4`` suggestions old: it does not see the trials started or ended since,
+where it already could not see the outcomes of the ``running`` trials in flight.
 
 What that costs, measured on a known bowl over poptune's space (``python -m benchmarks
 sampler``: no training, ASHA-like rungs, 12 seeds, the same searches with one fit a suggestion
-beside them): nothing measurable. The median per-seed difference in the best value found was
--0.01 and +0.02 at 400 and 800 trials with 32 in flight, -0.00 and -0.08 with 64, where seeds
-spread by ~2 at 400 trials; the searcher's CPU per suggestion once the window is full fell to
-0.43x (32 in flight: 4.0 against 9.4 ms) and 0.31x (64). Several suggestions a fit from the
-start did cost: early on each outcome moves the model a lot, and such a search was behind at
-200 and 400 trials (6 seeds). Before ``batch_from``, and with 8 or fewer trials running, a fit
-serves one suggestion and the sampler is Optuna's TPE, draw for draw (the same seed gives the
-same suggestions).
+beside them): nothing measurable. With 32 trials in flight (8 suggestions a fit) the median
+per-seed difference in the best value found was +0.015 and -0.009 at 400 and 800 trials, with
+64 (16 a fit) 0.000 and +0.023, where seeds spread by ~2 at 400 trials; the searcher's CPU per
+suggestion once the window is full fell to 0.33x (2.7 against 8.0 ms) and 0.30x. An eighth of
+the running trials a fit (4 and 8) measured the same quality for less saving. Several
+suggestions a fit from the start did cost: early on each outcome moves the model a lot, and
+such a search was behind at 200 and 400 trials (6 seeds). Before ``batch_from``, and with 8 or
+fewer trials running, a fit serves one suggestion and the sampler is Optuna's TPE, draw for
+draw (the same seed gives the same suggestions).
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from poptune.search.fast_tpe import RememberedParams
 
-RUNNING_PER_SUGGESTION = 8  # trials running, per suggestion one fit serves
+BATCH_ABOVE = 8  # trials running: with this many or fewer, each suggestion has its own fit
+RUNNING_PER_SUGGESTION = 4  # trials running, per suggestion one fit serves
 MOST_PER_FIT = 16
 
 
 class BatchTPESampler(RememberedParams, TPESampler):
-    """Optuna's TPE, serving ``⌈running / 8⌉`` suggestions (at most 16) from each fit once it is
-    shown ``batch_from`` finished trials (see the module), each trial's params turned into TPE's
-    form once (fast_tpe); takes TPESampler's arguments too."""
+    """Optuna's TPE, serving ``⌈running / 4⌉`` suggestions (at most 16) from each fit once it is
+    shown ``batch_from`` finished trials and more than 8 run (see the module), each trial's
+    params turned into TPE's form once (fast_tpe); takes TPESampler's arguments too."""
 
     def __init__(self, *args: Any, batch_from: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,7 +79,7 @@ class BatchTPESampler(RememberedParams, TPESampler):
         running = sum(t.state == TrialState.RUNNING for t in trials)
         finished = len(trials) - running
         count = 1
-        if finished >= self._batch_from:
+        if finished >= self._batch_from and running > BATCH_ABOVE:
             count = min(MOST_PER_FIT, max(1, math.ceil(running / RUNNING_PER_SUGGESTION)))
 
         if self._gamma is None:
