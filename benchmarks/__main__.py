@@ -13,7 +13,7 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
               `python -m benchmarks.scale --quick` for a small one)
     sampler   TPE with several suggestions a fit vs one: searcher CPU and the best value
               found on a known bowl (no training; 32 and 64 trials in flight, 12 seeds; about
-              8 minutes)
+              5 minutes)
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
 shared, and seconds from different runs do not compare. `make bench` runs them all (about an
