@@ -18,7 +18,7 @@ sampler``: no training, ASHA-like rungs, 12 seeds, the same searches with one fi
 beside them): nothing measurable. With 32 trials in flight (8 suggestions a fit) the median
 per-seed difference in the best value found was +0.015 and -0.009 at 400 and 800 trials, with
 64 (16 a fit) 0.000 and +0.023, where seeds spread by ~2 at 400 trials; the searcher's CPU per
-suggestion once the window is full fell to 0.33x (2.7 against 8.0 ms) and 0.30x. An eighth of
+suggestion once the window is full fell to 0.34x (2.7 against 8.0 ms) and 0.28x. An eighth of
 the running trials a fit (4 and 8) measured the same quality for less saving. Several
 suggestions a fit from the start did cost: early on each outcome moves the model a lot, and
 such a search was behind at 200 and 400 trials (6 seeds). Before ``batch_from``, and with 8 or
