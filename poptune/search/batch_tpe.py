@@ -80,7 +80,7 @@ class BatchTPESampler(RememberedParams, TPESampler):
         finished = len(trials) - running
         count = 1
         if finished >= self._batch_from and running > BATCH_ABOVE:
-            count = min(MOST_PER_FIT, max(1, math.ceil(running / RUNNING_PER_SUGGESTION)))
+            count = min(MOST_PER_FIT, math.ceil(running / RUNNING_PER_SUGGESTION))
 
         if self._gamma is None:
             single = len(study.directions) == 1

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from poptune.search.study import fast_commits
 
+TRIALS = models.TrialModel.__table__
 # Every table that holds rows of a trial (a trial's own row is deleted after them).
 TRIAL_TABLES = (
     models.TrialParamModel,
@@ -146,13 +147,11 @@ class StudyFile:
             # This writer is the file's only one: the new trials are those numbered from the
             # lowest new number on (a single multi-row insert; no RETURNING, which SQLite
             # would answer row by row).
-            trials_table = models.TrialModel.__table__
-            session.execute(insert(trials_table), [self._trial_row(trial) for trial in new])
+            session.execute(insert(TRIALS), [self._trial_row(trial) for trial in new])
             numbers = {trial.number for trial in new}
             inserted = session.execute(
-                select(trials_table.c.number, trials_table.c.trial_id).where(
-                    trials_table.c.study_id == self._study_id,
-                    trials_table.c.number >= min(numbers),
+                select(TRIALS.c.number, TRIALS.c.trial_id).where(
+                    TRIALS.c.study_id == self._study_id, TRIALS.c.number >= min(numbers)
                 )
             )
             self._ids.update((n, trial_id) for n, trial_id in inserted if n in numbers)
@@ -171,10 +170,9 @@ class StudyFile:
         for table, table_rows in rows.items():
             session.execute(insert(table), table_rows)
         if finished:
-            trials_table = models.TrialModel.__table__
             session.execute(
-                update(trials_table)
-                .where(trials_table.c.trial_id == bindparam("id"))
+                update(TRIALS)
+                .where(TRIALS.c.trial_id == bindparam("id"))
                 .values(state=bindparam("state"), datetime_complete=bindparam("complete")),
                 finished,
             )

@@ -106,11 +106,8 @@ class WindowedSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         # The window is a per-suggestion view: a saved searcher (Tune's checkpoint) keeps only
         # the sampler and its settings, and reads a new window after --resume.
-        return {
-            **self.__dict__,
-            **{"_window": None, "_window_of": None, "_kept": None, "_space": None},
-            "_space_of": frozenset(),
-        }
+        per_suggestion = {"_window": None, "_window_of": None, "_kept": None, "_space": None}
+        return {**self.__dict__, **per_suggestion, "_space_of": frozenset()}
 
     @property
     def sampler(self) -> BaseSampler:
@@ -186,11 +183,9 @@ class WindowedSampler(BaseSampler):
         kept = self._kept
         # Optuna numbers a study's trials 0, 1, 2, ... and returns them in that order.
         numbered = bool(trials) and trials[0].number == 0 and trials[-1].number == len(trials) - 1
-        if numbered:
-            look = [*kept.open, *range(kept.looked, len(trials))]
-        else:  # never from Optuna's storages; look at every trial, and at every one next time
-            look, kept.open = range(len(trials)), set()
-        for i in look:
+        if not numbered:  # never from Optuna's storages: look at every trial, now and next time
+            kept.open, kept.looked = set(), 0
+        for i in [*kept.open, *range(kept.looked, len(trials))]:
             trial = trials[i]
             if trial.state in FINISHED:
                 kept.open.discard(i)
@@ -198,7 +193,9 @@ class WindowedSampler(BaseSampler):
                     kept.add(trial)
             else:
                 kept.open.add(i)
-        kept.open, kept.looked = (kept.open, len(trials)) if numbered else (set(), 0)
+        kept.looked = len(trials)
+        if not numbered:
+            kept.open, kept.looked = set(), 0
         if len(kept.seen) <= self._recent + self._best:
             return trials
         if numbered:
