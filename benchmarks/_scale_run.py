@@ -7,7 +7,10 @@ trainable (benchmarks/_surrogate.py) through either
 - ``poptune``: `run_search`, poptune's whole driver stack, with only the trainable swapped; or
 - ``plain``: Ray's plain wiring: a Tuner with Ray's OptunaSearch (its default sampler) on the
   same define-by-run space, ASHA with the same rungs, Tune's default loggers and checkpointing,
-  no concurrency limit, on the same kind of private local Ray.
+  no concurrency limit, on the same kind of private local Ray; or
+- ``tune``: the least a Tuner does to start trials, for the ramp-up's floor: random search
+  (Tune's own generator, no Optuna) over two keys, no scheduler, Tune's default loggers, all
+  slots asked for at once (``max_concurrent_trials``), on the cluster at ``address``.
 
 It prints one JSON object (:func:`summary`): the timeline's phases, the ramp-up, the driver's
 CPU, the CPU spent inside the searcher, the scheduler, the callbacks and Tune's experiment-state
@@ -42,13 +45,13 @@ STATE_FILES = ("experiment_state", "searcher-state")
 
 @dataclass(frozen=True)
 class RunSpec:
-    wiring: str  # "poptune" or "plain"
+    wiring: str  # "poptune", "plain" or "tune"
     slots: int
     trials: int
     epoch_s_min: float
     epoch_s_max: float
     storage: str  # a local folder; the experiment is storage/name
-    address: str | None = None  # a cluster to join (poptune only); else a private local Ray
+    address: str | None = None  # a cluster to join (poptune, tune); else a private local Ray
     name: str = "scale"
     # A file the benchmark may write a number of seconds into while the search runs: the search
     # ends once it has run that long (benchmarks/scale.py: once the other wiring's wall shows
@@ -239,6 +242,34 @@ def run_plain(spec: RunSpec, clock: ScaleClock, times: MethodTimes) -> float:
         return time.perf_counter() - started
 
 
+def run_tune(spec: RunSpec, clock: ScaleClock, times: MethodTimes) -> float:
+    from ray import tune
+
+    from poptune.cluster.session import ray_session
+    from poptune.metric import METRIC, MODE
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Two keys the surrogate reads: its epochs' lengths vary from trial to trial as in a search.
+    space = {"lr": tune.loguniform(1e-4, 1e-1), "width_1": tune.lograndint(8, 512)}
+    with ray_session(spec.address, num_cpus=spec.slots):
+        tuner = tune.Tuner(
+            tune.with_resources(_surrogate(spec), {"cpu": 1}),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode=MODE, num_samples=spec.trials, max_concurrent_trials=spec.slots
+            ),
+            run_config=tune.RunConfig(
+                name=spec.name, storage_path=spec.storage, callbacks=[clock], verbose=0
+            ),
+        )
+        started = time.perf_counter()
+        tuner.fit()
+        return time.perf_counter() - started
+
+
+WIRINGS = {"poptune": run_poptune, "plain": run_plain, "tune": run_tune}
+
+
 def disk_usage(path: Path) -> dict[str, float]:
     """Files and bytes of the experiment, and of its checkpoints (a file that goes away while
     counted, such as SQLite's shared-memory file, counts as nothing)."""
@@ -321,8 +352,7 @@ def main(argv: list[str]) -> int:
     spec = RunSpec(**json.loads(argv[0]))
     clock, times = ScaleClock(), MethodTimes()
     called = time.perf_counter()
-    run = run_poptune if spec.wiring == "poptune" else run_plain
-    run(spec, clock, times)
+    WIRINGS[spec.wiring](spec, clock, times)
     call_wall = time.perf_counter() - called
     print(json.dumps(summary(spec, clock, times, call_wall)), flush=True)
     return 0

@@ -51,11 +51,12 @@ def test_a_search_that_never_fills_its_slots_has_no_ramp_up_time() -> None:
     assert split[0].end == 2.0  # the ramp-up ends where the peak was first reached
 
 
-def test_a_tiny_simulated_search_reports_its_phases(tmp_path: Path) -> None:
+def _simulated(wiring: str, tmp_path: Path, trials: int) -> dict:
+    """A 4-slot search of the surrogate through ``wiring``, in a process of its own."""
     spec = RunSpec(
-        wiring="poptune",
+        wiring=wiring,
         slots=4,
-        trials=8,
+        trials=trials,
         epoch_s_min=0.2,
         epoch_s_max=0.4,
         storage=str(tmp_path / "runs"),
@@ -70,7 +71,11 @@ def test_a_tiny_simulated_search_reports_its_phases(tmp_path: Path) -> None:
             timeout=120,
         )
     assert run.returncode == 0, run.stderr[-3000:]
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_tiny_simulated_search_reports_its_phases(tmp_path: Path) -> None:
+    out = _simulated("poptune", tmp_path, trials=8)
     assert out["trials"] == out["trials_done"] == 8
     assert out["results"] >= 8 * 2  # ASHA's grace period: at least 2 epochs each
     assert [p["name"] for p in out["phases"]] == ["ramp-up", "steady", "tail"]
@@ -81,3 +86,13 @@ def test_a_tiny_simulated_search_reports_its_phases(tmp_path: Path) -> None:
     assert out["driver_cpu_s"] > 0 and out["method_cpu_s"]["searcher"] > 0
     assert out["method_calls"]["searcher"] >= 8  # at least a suggestion per trial
     assert out["disk"]["files"] > 0
+
+
+def test_tunes_own_search_runs_every_slot_at_once_through_every_epoch(tmp_path: Path) -> None:
+    """The ramp-up's floor: Tune's random search, no scheduler, all slots asked for at once."""
+    out = _simulated("tune", tmp_path, trials=4)
+    assert out["trials"] == out["trials_done"] == 4
+    assert out["results"] == 4 * 12  # no scheduler stops a trial early
+    assert out["peak_concurrency"] == 4 and out["ramp_up_s"] is not None
+    assert len(out["worker_starts"]["entered"]) == out["workers"] == 4
+    assert "searcher" not in out["method_cpu_s"]  # Tune's own generator: nothing of poptune's
