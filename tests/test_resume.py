@@ -13,13 +13,16 @@ import signal
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 from localray.processes import kill_pids
 from poptune.analysis.results import read_results
+from poptune.layout import STUDY_FILE
 from poptune.spaces import WEIGHT_DECAY_RANGE
 from poptune.trainables.config import REFERENCE
 from tests.driver import alive, descendants, start_driver
+from tests.shared_search import NAME, SAMPLES, asha_experiment
 
 pytestmark = pytest.mark.ray
 
@@ -92,6 +95,26 @@ def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path, ray_t
     assert sum(t.config.to_dict() == reference for t in results.trials) == 1
     resumed = sum(t.resumed for t in results.trials)
     print(f"kill-driver: resume took {resume_s:.0f} s; {resumed} trial(s) resumed from checkpoints")
+
+
+def test_a_moved_experiment_resumed_writes_its_study_copy_where_it_is_now(
+    cli, ray_cluster, ray_env, tmp_path_factory, tmp_path
+):
+    """The searcher's saved state names the study copy's file; a resumed experiment that was
+    moved since writes its copy in its new folder, and leaves the old one alone."""
+    original = asha_experiment(ray_cluster, Path(ray_env["RAY_AUTH_TOKEN_PATH"]), tmp_path_factory)
+    before = (original / STUDY_FILE).read_bytes()
+    moved = tmp_path / "elsewhere" / NAME
+    shutil.copytree(original, moved)
+    (moved / STUDY_FILE).unlink()  # only a write at the new place brings it back
+
+    r = cli("search", "--address", ray_cluster.address, "--storage", moved.parent, "--name",
+            NAME, "--resume", env=ray_env)  # fmt: skip
+    assert r.code == 0, r.err[-3000:]
+    assert "could not write the Optuna study" not in r.err
+    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{moved / STUDY_FILE}")
+    assert len(study.trials) == SAMPLES and all(t.state.is_finished() for t in study.trials)
+    assert (original / STUDY_FILE).read_bytes() == before
 
 
 def _cmdline(pid: int) -> str:

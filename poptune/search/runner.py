@@ -38,7 +38,7 @@ from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
 from poptune.search.study import driver_study_storage
-from poptune.search.study_file import StudyFile
+from poptune.search.study_file import StudyFile, study_files_at
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.search.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
@@ -82,7 +82,10 @@ def run_search(
     _quiet_tune()
     exp_dir = check_experiment_dir(settings)
     wall_before = previous_wall_s(settings) if settings.resume else 0.0
-    with ray_session(settings.address, num_cpus=local_cpus) as cluster:
+    study_file = _study_file(settings)
+    # The experiment's own optuna_study.db, also when a resumed experiment has moved.
+    here = study_files_at(study_file.url if study_file is not None else None)
+    with ray_session(settings.address, num_cpus=local_cpus) as cluster, here:
         autoscaling = None if cluster.local else find_autoscaling()
         capacity.check_fits(settings, cluster, autoscaling)
         # Only now, with the cluster joined and able to run trials, is an old experiment
@@ -115,7 +118,7 @@ def run_search(
             )
             tuner = tune.Tuner(
                 trainable,
-                tune_config=_tune_config(settings, max_concurrent=limit),
+                tune_config=_tune_config(settings, max_concurrent=limit, study_file=study_file),
                 run_config=tune.RunConfig(
                     name=settings.name,
                     storage_path=settings.storage_uri,
@@ -201,7 +204,9 @@ def _trainable(settings: SearchSettings, prepared: Prepared, swapped: Callable |
     )
 
 
-def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tune.TuneConfig:
+def _tune_config(
+    settings: SearchSettings, *, max_concurrent: int | None, study_file: StudyFile | None
+) -> tune.TuneConfig:
     searcher = PoptuneOptunaSearch(
         space=define_space,
         metric=METRIC,
@@ -209,7 +214,7 @@ def _tune_config(settings: SearchSettings, *, max_concurrent: int | None) -> tun
         points_to_evaluate=starting_points(settings.num_samples),
         sampler=_sampler(settings),
         storage=driver_study_storage(_study_storage(settings)),
-        study_file=_study_file(settings),
+        study_file=study_file,
         study_name=settings.name,
         max_epochs=settings.max_epochs,
         time_budget_s=settings.time_budget,
