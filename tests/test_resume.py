@@ -22,7 +22,7 @@ from poptune.layout import STUDY_FILE
 from poptune.spaces import WEIGHT_DECAY_RANGE
 from poptune.trainables.config import REFERENCE
 from tests.driver import alive, descendants, start_driver
-from tests.shared_search import NAME, SAMPLES, asha_experiment
+from tests.shared_search import SAMPLES, asha_experiment
 
 pytestmark = pytest.mark.ray
 
@@ -97,22 +97,23 @@ def test_killed_driver_resumes_and_accounts_for_every_trial(cli, tmp_path, ray_t
     print(f"kill-driver: resume took {resume_s:.0f} s; {resumed} trial(s) resumed from checkpoints")
 
 
-def test_a_moved_experiment_resumed_writes_its_study_copy_where_it_is_now(
+def test_a_moved_and_renamed_experiment_resumed_writes_its_study_copy_where_it_is_now(
     cli, ray_cluster, ray_env, tmp_path_factory, tmp_path
 ):
-    """The searcher's saved state names the study copy's file; a resumed experiment that was
-    moved since writes its copy in its new folder, and leaves the old one alone."""
+    """The searcher's saved state names the study copy's file and study; an experiment moved
+    and renamed since writes its copy in its new folder under its new name (where the analysis
+    and optuna-dashboard look), and leaves the old one alone."""
     original = asha_experiment(ray_cluster, Path(ray_env["RAY_AUTH_TOKEN_PATH"]), tmp_path_factory)
     before = (original / STUDY_FILE).read_bytes()
-    moved = tmp_path / "elsewhere" / NAME
+    moved = tmp_path / "elsewhere" / "renamed"
     shutil.copytree(original, moved)
     (moved / STUDY_FILE).unlink()  # only a write at the new place brings it back
 
     r = cli("search", "--address", ray_cluster.address, "--storage", moved.parent, "--name",
-            NAME, "--resume", env=ray_env)  # fmt: skip
+            moved.name, "--resume", env=ray_env)  # fmt: skip
     assert r.code == 0, r.err[-3000:]
     assert "could not write the Optuna study" not in r.err
-    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{moved / STUDY_FILE}")
+    study = optuna.load_study(study_name=moved.name, storage=f"sqlite:///{moved / STUDY_FILE}")
     assert len(study.trials) == SAMPLES and all(t.state.is_finished() for t in study.trials)
     assert (original / STUDY_FILE).read_bytes() == before
 

@@ -6,12 +6,14 @@ Tune gives the epoch on which a trial stops (ASHA's verdict, or the last one) to
 
 from __future__ import annotations
 
+import pickle
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from poptune.metric import METRIC, MODE
-from poptune.search.searcher import PoptuneOptunaSearch
+from poptune.search.searcher import PoptuneOptunaSearch, study_copy_of_this_run
 from poptune.search.study_file import StudyFile
 from poptune.spaces import define_space
 
@@ -177,6 +179,33 @@ def test_an_in_memory_study_is_copied_at_each_save_and_a_resume_rewrites_the_cop
         (2, TrialState.COMPLETE, 199.0),
     ]
     assert stored[1].intermediate_values == {1: 250.0, 2: 170.0, 3: 165.0, 4: 160.0}
+
+
+def test_a_searcher_unpickled_for_this_run_copies_its_study_where_this_run_says(tmp_path):
+    """--resume of an experiment moved, renamed, or taken to a bucket since its last save:
+    Tune unpickles the searcher itself (with the Tuner, and from its saved state); inside
+    study_copy_of_this_run the searcher copies its study to this run's file, or to none."""
+    old = StudyFile(f"sqlite:///{tmp_path / 'old' / 'optuna_study.db'}", "old")
+    new = StudyFile(f"sqlite:///{tmp_path / 'new' / 'optuna_study.db'}", "new")
+    search = PoptuneOptunaSearch(
+        space=define_space, metric=METRIC, mode=MODE, study_name="s", max_epochs=MAX_EPOCHS,
+        study_file=old,
+    )  # fmt: skip
+    pickled = pickle.dumps(search)
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))
+
+    def copies_to(run: StudyFile | None) -> tuple:
+        with study_copy_of_this_run(run):
+            unpickled = pickle.loads(pickled)
+            restored = pickle.loads(pickle.dumps(search))  # as Tune restores: into a searcher
+            restored._study_file = old  # ...that was unpickled with the old file
+            restored.restore(str(saved))
+        return unpickled._study_file, restored._study_file
+
+    assert copies_to(new) == (new, new)
+    assert copies_to(None) == (None, None)  # now on s3:// or gs://: copied when the search ends
+    assert pickle.loads(pickled)._study_file.url == old.url  # outside the block: as saved
 
 
 def test_suggestions_are_the_configs_rays_own_searcher_gives():

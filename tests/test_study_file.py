@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import event
 
-from poptune.search.study_file import StudyFile, study_files_at
+from poptune.search.study_file import StudyFile
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -183,16 +183,3 @@ def test_a_failed_write_warns_and_the_next_one_rewrites_the_file(tmp_path, capsy
     study.tell(_ask(study), 2.0)
     copy.write(study)
     assert _read(url) == _view(study) and len(_view(study)) == 2
-
-
-def test_a_copy_unpickled_for_a_moved_experiment_writes_at_its_new_place(tmp_path):
-    """--resume of an experiment moved since its last save: Tune unpickles the searcher (and
-    its StudyFile) itself; inside study_files_at the copy writes where the experiment is now."""
-    old, new = (f"sqlite:///{tmp_path / d / 'optuna_study.db'}" for d in ("old", "new"))
-    saved = pickle.dumps(StudyFile(old, "s"))
-    with study_files_at(new):
-        moved = pickle.loads(saved)
-    assert (moved.url, moved.study_name) == (new, "s")
-    assert pickle.loads(saved).url == old  # outside the block: where it was saved
-    with study_files_at(None):
-        assert pickle.loads(saved).url == old

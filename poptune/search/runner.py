@@ -34,11 +34,11 @@ from poptune.search.experiment_files import (
 from poptune.search.progress import TrialProgress
 from poptune.search.resume import saved_trial_counts
 from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
-from poptune.search.searcher import PoptuneOptunaSearch
+from poptune.search.searcher import PoptuneOptunaSearch, study_copy_of_this_run
 from poptune.search.settings import SearchSettings
 from poptune.search.signals import sigterm_as_sigint
 from poptune.search.study import driver_study_storage
-from poptune.search.study_file import StudyFile, study_files_at
+from poptune.search.study_file import StudyFile
 from poptune.search.tensorboard import TrialTensorBoard
 from poptune.search.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
@@ -84,7 +84,7 @@ def run_search(
     wall_before = previous_wall_s(settings) if settings.resume else 0.0
     study_file = _study_file(settings)
     # The experiment's own optuna_study.db, also when a resumed experiment has moved.
-    here = study_files_at(study_file.url if study_file is not None else None)
+    here = study_copy_of_this_run(study_file)
     with ray_session(settings.address, num_cpus=local_cpus) as cluster, here:
         autoscaling = None if cluster.local else find_autoscaling()
         capacity.check_fits(settings, cluster, autoscaling)

@@ -17,6 +17,10 @@ or the study would miss it: a best that ignores the last epoch, a pruned value o
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -27,6 +31,24 @@ from ray.tune.search.optuna import OptunaSearch
 from poptune.metric import METRIC
 from poptune.search.study import fast_commits
 from poptune.search.study_file import StudyFile
+
+_UNSET = object()
+# The study copy of the search this driver runs, while it runs: see study_copy_of_this_run().
+_THIS_RUN: ContextVar[Any] = ContextVar("poptune_study_copy", default=_UNSET)
+
+
+@contextmanager
+def study_copy_of_this_run(study_file: StudyFile | None) -> Iterator[None]:
+    """A searcher unpickled inside this block copies its study to ``study_file`` (None: no
+    copy), not to the file it was saved with. Tune unpickles the searcher itself, inside
+    ``Tuner.restore`` and ``fit``, and since its last save a resumed experiment may have been
+    moved, renamed, or taken from local storage to a bucket or back. (Under Ray Client,
+    ``ray://``, Tune does that in an actor on the cluster, out of this block's reach.)"""
+    token = _THIS_RUN.set(study_file)
+    try:
+        yield
+    finally:
+        _THIS_RUN.reset(token)
 
 
 class PoptuneOptunaSearch(OptunaSearch):
@@ -90,8 +112,19 @@ class PoptuneOptunaSearch(OptunaSearch):
         if self._study_file is not None:
             self._study_file.write(self._ot_study)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled with the Tuner (tuner.pkl) on --resume: used as is if no state was saved.
+        self.__dict__.update(state)
+        self._adopt_study_copy()
+
+    def _adopt_study_copy(self) -> None:
+        current = _THIS_RUN.get()
+        if current is not _UNSET:
+            self._study_file = current
+
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
+        self._adopt_study_copy()
         # The study's storage comes back unpickled, with a new SQLite engine.
         backend = getattr(self._ot_study._storage, "_backend", None)
         if isinstance(backend, optuna.storages.RDBStorage):

@@ -28,9 +28,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,23 +51,6 @@ TRIAL_TABLES = (
     models.TrialSystemAttributeModel,
     models.TrialHeartbeatModel,
 )
-
-
-# Where a StudyFile unpickled now writes, when not where it was saved: see study_files_at().
-_WRITES_TO: ContextVar[str | None] = ContextVar("poptune_study_file_url", default=None)
-
-
-@contextmanager
-def study_files_at(url: str | None) -> Iterator[None]:
-    """Every :class:`StudyFile` unpickled inside this block writes to ``url`` (None: where it
-    was saved). A resumed experiment may have been moved since its searcher was saved, and
-    Tune unpickles the searcher inside ``Tuner.restore`` and ``fit``, out of poptune's reach:
-    without this its copy of the study would go on being written at the old place."""
-    token = _WRITES_TO.set(url)
-    try:
-        yield
-    finally:
-        _WRITES_TO.reset(token)
 
 
 class StudyFile:
@@ -95,7 +76,7 @@ class StudyFile:
         return {"url": self.url, "study_name": self.study_name}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(_WRITES_TO.get() or state["url"], state["study_name"])
+        self.__init__(**state)
 
     def write(self, study: optuna.Study) -> None:
         """Bring the file up to date with ``study``. A failure is a warning, and the next write
