@@ -10,7 +10,8 @@ trainable (benchmarks/_surrogate.py) through either
   no concurrency limit, on the same kind of private local Ray; or
 - ``tune``: the least a Tuner does to start trials, for the ramp-up's floor: random search
   (Tune's own generator, no Optuna) over two keys, no scheduler, Tune's default loggers, all
-  slots asked for at once (``max_concurrent_trials``), on the cluster at ``address``.
+  slots asked for at once (``max_concurrent_trials``), on the cluster at ``address`` (else a
+  private local Ray).
 
 It prints one JSON object (:func:`summary`): the timeline's phases, the ramp-up, the driver's
 CPU, the CPU spent inside the searcher, the scheduler, the callbacks and Tune's experiment-state

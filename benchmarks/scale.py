@@ -16,8 +16,8 @@ search's wall is set against the ideal Σ epoch seconds / slots and split into r
 state and tail (benchmarks/_timeline.py). Then, alone: the ramp-up on a private local Ray, and
 on a head started here that the search joins with `--address`, next to the least Ray Tune
 itself needs to start as many trials there (random search, no scheduler, every slot asked for at
-once: the floor under any Tune search's ramp-up) and how long Ray takes to start as many
-one-CPU actors.
+once: the floor under any Tune search's ramp-up; run before and after poptune's) and how long
+Ray takes to start as many one-CPU actors.
 
 Figures: (a) wall / ideal for both, and poptune / plain; (b) ramp-up, local and joined, and
 poptune's joined ramp-up against Tune's own; (c) the driver's CPU per result and per trial;
@@ -25,7 +25,7 @@ poptune's joined ramp-up against Tune's own; (c) the driver's CPU per result and
 and the trend of the steady state.
 
 `python -m benchmarks scale` runs the default size (32 slots × 2,000 trials, 64 slots × 640;
-about 28 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
+about 30 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
 (300 trials at each size; about 8 minutes on an idle 2-core machine), printed, not recorded.
 """
 
@@ -61,10 +61,10 @@ class Size:
     timeout_s: float  # any one search process
 
 
-# About 28 minutes on 2 cores (measured). At 32 slots 2,000 trials averaged 5.2 epochs (ASHA)
+# About 30 minutes on 2 cores (measured). At 32 slots 2,000 trials averaged 5.2 epochs (ASHA)
 # of 2.1 s (log-uniform in 1–4 s): an ideal of 11.5 minutes, poptune's wall 13.5, and plain Ray
 # runs 1 / 0.8 times as long (see pair()): 17 minutes; 64 × 640 (10 a slot) 5.5 more, the
-# ramp-up searches 4.5 (Tune's own starts a worker a trial: 64). Ramp-up searches: 2 trials
+# ramp-up searches 6 (Tune's own, twice, starts a worker a trial: 64). Ramp-up searches: 2 trials
 # per slot, or the first trials may end before the last slots start.
 DEFAULT = Size(slots=32, trials=2000, trend_trials=640, ramp_trials=64, timeout_s=1800)
 QUICK = Size(slots=32, trials=300, trend_trials=300, ramp_trials=64, timeout_s=900)
@@ -267,10 +267,11 @@ def trend(small: Search, large: Search) -> Figure:
 
 
 def ramp_figures(
-    local: Search, joined: Search, tune_own: Search, floor: dict[str, Any]
+    local: Search, joined: Search, tune_own: list[Search], floor: dict[str, Any]
 ) -> list[Figure]:
     """(b): first trial start → every slot running a trial, each search alone on the machine;
-    and on the joined head, against the least Ray Tune itself needs to do the same."""
+    and on the joined head, against the least Ray Tune itself needs to do the same (run before
+    and after poptune's search: the mean of the two is the floor)."""
     slots = joined.slots
     tune, bare = floor["tune"], floor["bare"]
 
@@ -290,6 +291,10 @@ def ramp_figures(
             + s.start_path()
         )
 
+    ours = value(joined, whole=True)
+    # A Tune search that never filled its slots is no floor: then no ratio, and no target met.
+    filled = all(s.ramp_s is not None for s in tune_own)
+    tunes = sum(value(s, whole=True) for s in tune_own) / len(tune_own)
     return [
         Figure(
             f"scale ramp-up, private local Ray, {slots} slots",
@@ -303,31 +308,33 @@ def ramp_figures(
             value(joined),
             "<= 10",
             f"{said(joined)} ({joined.asked} trials, alone on the machine); Ray Tune's own "
-            f"search on that head: {value(tune_own):.1f} s",
+            "search on that head, before and after: "
+            + ", ".join(f"{value(s):.1f} s" for s in tune_own),
             unit=" s",
         ),
         Figure(
             f"scale Ray Tune's own start of {slots} trials on the joined head",
-            value(tune_own, whole=True),
+            tunes,
             "",
-            f"Tune's start → all {slots} slots running: random search, no scheduler, all slots "
-            f"asked for at once, the same trial function; {said(tune_own)}. Ray alone, on the "
-            f"same head: {slots} one-CPU actors that import Ray Tune up {tune['to_first_s']:.1f}"
-            f"–{tune['to_last_s']:.1f} s after the request, actors importing nothing "
-            f"{bare['to_first_s']:.1f}–{bare['to_last_s']:.1f} s (a Tune trial's worker does "
-            "more than import Ray Tune before its function runs: its trainable's set-up, "
-            "pyarrow's import)",
+            f"Tune's start → all {slots} slots running, the mean of a run before poptune's "
+            "search and one after: random search, no scheduler, all slots asked for at once, "
+            "the same trial function. Before: "
+            + " After: ".join(f"{value(s, whole=True):.1f} s ({said(s)})." for s in tune_own)
+            + f" Ray alone, on the same head: {slots} one-CPU actors that import Ray Tune up "
+            f"{tune['to_first_s']:.1f}–{tune['to_last_s']:.1f} s after the request, actors "
+            f"importing nothing {bare['to_first_s']:.1f}–{bare['to_last_s']:.1f} s (a Tune "
+            "trial's worker does more than import Ray Tune before its function runs: its "
+            "trainable's set-up, pyarrow's import)",
             unit=" s",
         ),
         Figure(
             "scale joined cluster: Tune's start → all slots running, poptune ÷ Ray Tune's own",
-            value(joined, whole=True) / value(tune_own, whole=True),
+            ours / tunes if filled else float("nan"),
             f"<= {RAMP_TOLERANCE}",
-            f"{value(joined, whole=True):.1f} s vs {value(tune_own, whole=True):.1f} s: what "
-            "poptune adds to the least Tune needs to start as many trials on that cluster "
-            f"(target: within {RAMP_TOLERANCE - 1:.0%}, the run-to-run spread of a ramp-up); "
-            f"{value(joined, whole=True) / tune['to_last_s']:.2f}× Ray's start of {slots} "
-            "actors importing Ray Tune",
+            f"{ours:.1f} s vs {tunes:.1f} s: what poptune adds to the least Tune needs to start "
+            f"as many trials on that cluster (target: within {RAMP_TOLERANCE - 1:.0%}, the "
+            f"run-to-run spread of a ramp-up); {ours / tune['to_last_s']:.2f}× Ray's start of "
+            f"{slots} actors importing Ray Tune",
         ),
     ]
 
@@ -350,14 +357,19 @@ def run(quick: bool = False) -> list[Figure]:
             floor = run_alone(
                 "benchmarks._ray_floor", FloorSpec(size.slots, head.address), work, 300, head.auth
             )
-            searches = {}
-            for wiring in ("tune", "poptune"):
-                joined_spec = spec(
-                    wiring, size.slots, size.ramp_trials, work / "joined", address=head.address
+
+            def alone(wiring: str, folder: str) -> Search:
+                there = spec(
+                    wiring, size.slots, size.ramp_trials, work / folder, address=head.address
                 )
-                searches[wiring] = Search(
-                    run_alone("benchmarks._scale_run", joined_spec, work, size.timeout_s, head.auth)
+                return Search(
+                    run_alone("benchmarks._scale_run", there, work, size.timeout_s, head.auth)
                 )
+
+            # Tune's own before and after poptune's: neither has the warmer machine every time.
+            tune_before, joined, tune_after = (
+                alone(wiring, f"joined-{i}") for i, wiring in enumerate(("tune", "poptune", "tune"))
+            )
         _said(f"joined-cluster ramp-up done ({time.perf_counter() - clock:.0f} s)")
         small = pair(size.slots, size.trials, work, size)
         _said(f"{size.slots} slots done ({time.perf_counter() - clock:.0f} s)")
@@ -365,7 +377,7 @@ def run(quick: bool = False) -> list[Figure]:
         _said(f"{2 * size.slots} slots done ({time.perf_counter() - clock:.0f} s)")
     return [
         *comparison(*small),
-        *ramp_figures(local, searches["poptune"], searches["tune"], floor),
+        *ramp_figures(local, joined, [tune_before, tune_after], floor),
         *comparison(*large),
         trend(small[0], large[0]),
     ]

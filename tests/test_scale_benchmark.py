@@ -95,4 +95,6 @@ def test_tunes_own_search_runs_every_slot_at_once_through_every_epoch(tmp_path: 
     assert out["results"] == 4 * 12  # no scheduler stops a trial early
     assert out["peak_concurrency"] == 4 and out["ramp_up_s"] is not None
     assert len(out["worker_starts"]["entered"]) == out["workers"] == 4
-    assert "searcher" not in out["method_cpu_s"]  # Tune's own generator: nothing of poptune's
+    experiment = tmp_path / "runs" / "scale"
+    assert list(experiment.glob("experiment_state-*.json"))  # Tune's own search...
+    assert not list(experiment.glob("poptune_search.json")) + list(experiment.glob("*.db"))
