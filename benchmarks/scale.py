@@ -25,7 +25,7 @@ poptune's joined ramp-up against Tune's own; (c) the driver's CPU per result and
 and the trend of the steady state.
 
 `python -m benchmarks scale` runs the default size (32 slots × 2,000 trials, 64 slots × 640;
-about 30 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
+about 31 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one for development
 (300 trials at each size; about 8 minutes on an idle 2-core machine), printed, not recorded.
 """
 
@@ -61,7 +61,7 @@ class Size:
     timeout_s: float  # any one search process
 
 
-# About 30 minutes on 2 cores (measured). At 32 slots 2,000 trials averaged 5.2 epochs (ASHA)
+# About 31 minutes on 2 cores (measured). At 32 slots 2,000 trials averaged 5.2 epochs (ASHA)
 # of 2.1 s (log-uniform in 1–4 s): an ideal of 11.5 minutes, poptune's wall 13.5, and plain Ray
 # runs 1 / 0.8 times as long (see pair()): 17 minutes; 64 × 640 (10 a slot) 5.5 more, the
 # ramp-up searches 6 (Tune's own, twice, starts a worker a trial: 64). Ramp-up searches: 2 trials
