@@ -1,8 +1,9 @@
 """`fit` is a pure function of (config, data, seed): the same curve every time, resumed or not.
 
-The speed work in `fit` (a flat-buffer AdamW, batches as views, layers called directly, the loss
-summed once per epoch) must not move a single bit: these tests compare it with the plain loop
-it replaced, with torch's own AdamW, and with itself rerun or resumed.
+Rerun or resumed, `fit` replays the same computation: bit for bit, on any CPU. The speed work in
+`fit` (a flat-buffer AdamW, batches as views, layers called directly, the loss summed once per
+epoch) is a different computation of the same maths: it is compared with the plain loop it
+replaced and with torch's own AdamW to the tolerances of tests/numerics.py.
 Not timed; see benchmarks/ for speed.
 """
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from poptune.trainables import ModelConfig, build_model, fit
 from poptune.trainables.flat_adamw import FlatAdamW
+from tests.numerics import assert_curves_close, curve_rtol, weight_atol
 
 CONFIGS = {
     "MLP1Layer": {"family": "MLP1Layer", "width_1": 17},
@@ -119,10 +121,11 @@ def _plain_fit(config: ModelConfig, prepared, *, epochs: int, seed: int) -> list
 
 
 @pytest.mark.parametrize("family", list(CONFIGS))
-def test_fit_gives_the_plain_loops_curve_bit_for_bit(family, small_prepared):
+def test_fit_gives_the_plain_loops_curve(family, small_prepared):
     config = _config(family, batch_size=33)  # a short last batch too
     fast = fit(config, small_prepared, epochs=3, seed=4, threads=1)
-    assert _curve(fast.history) == _plain_fit(config, small_prepared, epochs=3, seed=4)
+    plain = _plain_fit(config, small_prepared, epochs=3, seed=4)
+    assert_curves_close(_curve(fast.history), plain, rtol=curve_rtol(family))
 
 
 @pytest.mark.parametrize("recipe", [{}, {"features": "quantile", "schedule": "cosine"}])
@@ -160,19 +163,33 @@ def _train(model: nn.Module, optimizer, steps: int, seed: int) -> list[torch.Ten
     return [p.detach().clone() for p in model.parameters()]
 
 
+def _trained_with(cls, config: ModelConfig, *, steps: int) -> list[torch.Tensor]:
+    torch.manual_seed(5)  # same initial weights and dropout masks for both optimizers
+    model = build_model(config)
+    optimizer = cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return _train(model, optimizer, steps=steps, seed=1)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
 @pytest.mark.parametrize("family", list(CONFIGS))
-def test_flat_adamw_matches_torch_adamw_bit_for_bit(family, weight_decay):
+def test_flat_adamw_takes_torch_adamws_step(family, weight_decay):
+    """One step from the same state: the same elementwise operations on the same numbers, so at
+    most a fused multiply-add's rounding apart (a few float32 steps), whatever the family."""
     config = _config(family, weight_decay=weight_decay)
-    runs = []
-    for flat in (False, True):
-        torch.manual_seed(5)  # same initial weights and dropout masks for both
-        model = build_model(config)
-        cls = FlatAdamW if flat else torch.optim.AdamW
-        optimizer = cls(model.parameters(), lr=config.lr, weight_decay=weight_decay)
-        runs.append(_train(model, optimizer, steps=40, seed=1))
-    for ours, theirs in zip(runs[1], runs[0], strict=True):
-        assert torch.equal(ours, theirs)
+    flat = _trained_with(FlatAdamW, config, steps=1)
+    plain = _trained_with(torch.optim.AdamW, config, steps=1)
+    for ours, theirs in zip(flat, plain, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=2**-21, atol=1e-9)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_flat_adamw_trains_as_torch_adamw(family, weight_decay):
+    config = _config(family, weight_decay=weight_decay)
+    flat = _trained_with(FlatAdamW, config, steps=40)
+    plain = _trained_with(torch.optim.AdamW, config, steps=40)
+    for ours, theirs in zip(flat, plain, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=weight_atol(family))
 
 
 @pytest.mark.parametrize(("before", "after"), [("torch", "flat"), ("flat", "torch")])
@@ -196,7 +213,7 @@ def test_optimizer_state_moves_between_torch_and_flat_adamw(before, after):
     second = optimizer(after, model)
     second.load_state_dict(saved["optimizer"])
     for ours, theirs in zip(_train(model, second, steps=5, seed=2), uninterrupted, strict=True):
-        assert torch.equal(ours, theirs)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=weight_atol(config.family))
 
 
 def test_flat_adamw_state_dict_has_torch_adamws_layout():
@@ -218,7 +235,7 @@ def test_flat_adamw_state_dict_has_torch_adamws_layout():
         assert ours.keys() == theirs.keys()
         for key in theirs:
             assert ours[key].dtype == theirs[key].dtype
-            assert torch.equal(ours[key], theirs[key])
+            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-9)
 
 
 def test_flat_adamw_refuses_gradients_replaced_behind_its_back():

@@ -131,7 +131,9 @@ def test_a_reused_worker_maps_the_same_rows_once_and_trains_the_same_bits(small_
 def test_a_hooked_model_fits_the_map_without_mapping_the_training_rows(small_prepared):
     """With a forward hook, `fit` calls the whole model, which maps each batch itself: the knots
     are fitted as for a plain model, no training rows are mapped up front, and it trains the
-    same. A later plain model on the same rows maps them then, with the same knots."""
+    same, bit for bit: the map is elementwise and hands the next layer row-major rows either way,
+    so its matmuls get the same operands. A later plain model on the same rows maps them then,
+    with the same knots."""
     config = dataclasses.replace(REFERENCE, features="quantile", dropout=0.0)
     features._last = None
     plain = fit(config, small_prepared, epochs=2, seed=3, threads=1)

@@ -64,7 +64,10 @@ class QuantileInput(nn.Module):
         on_knots = (left + right - 1).to(values.dtype) / 2
         position = torch.where(right > left, on_knots, between)
         rank = (position / (KNOTS - 1)).clamp(_EPS, 1 - _EPS)
-        return torch.special.ndtri(rank).T.to(x.dtype)
+        # Rows back in row-major order: the next layer's matmul picks its kernel by the input's
+        # layout (and MKL on some CPUs by its row count too), so a transposed view here would make
+        # a batch mapped on the fly round differently from the same rows mapped in advance.
+        return torch.special.ndtri(rank).T.to(x.dtype).contiguous()
 
 
 # The latest training split only (one split per worker process; 5.6 MB of mapped rows at 141k):

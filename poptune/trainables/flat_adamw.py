@@ -6,11 +6,13 @@ overhead costs more than the arithmetic: a third of a batch-64 training step. He
 parameter is a view into one contiguous buffer, and so are its gradient and both moments, so a
 step runs the update once over the whole buffer.
 
-The results are bit for bit those of `torch.optim.AdamW` with its default (per-tensor) CPU
-implementation: the same elementwise operations run in the same order with the same Python
-scalars, an elementwise IEEE operation does not depend on where its element sits in a buffer,
-and each parameter keeps the memory alignment a tensor of its own has (tests/test_determinism.py
-checks every family against torch's AdamW and against the plain training loop).
+The arithmetic is that of `torch.optim.AdamW` with its default (per-tensor) CPU implementation:
+the same elementwise operations run in the same order with the same Python scalars, and each
+parameter keeps the memory alignment a tensor of its own has. On the Intel and AMD CPUs tried the
+results are bit for bit torch's; the promise is a few float32 steps per update, since a kernel
+may fuse a multiply-add in its vector body and not in its scalar tail, and an element's place in
+the buffer decides which it meets (tests/test_determinism.py checks one step of every family
+against torch's AdamW to that bound, and whole runs against the plain training loop).
 `AdamW(fused=True)` rounds differently, so a seed would no longer give the curve it gave
 before; and it is slower here. A whole training step (forward, backward, update) of the
 reference model (10→128→64→32→1, dropout 0.2, lr 1e-3, weight decay 0) at batch 64 takes 0.84×

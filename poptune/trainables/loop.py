@@ -28,10 +28,10 @@ from poptune.trainables.splits import Splits
 
 # Rows per forward pass outside training (validation, predict, the input map of the training
 # rows). On the CPU, 4,096 rows of a 512-wide layer are 8 MB of activations, where the whole
-# validation split in one pass held 80 MB for a moment (a trial worker's peak RSS). A multiple
-# of every CPU kernel's row block, so each row is computed as in one pass: the same bits (a
-# chunk of, say, 97 rows would move rows into a kernel's tail path and change their last bits).
-# On a GPU the activations are device memory, and other shapes could pick other kernels.
+# validation split in one pass held 80 MB for a moment (a trial worker's peak RSS). The same rows
+# in the same chunks give the same bits on any CPU; against one pass they agree only to float32
+# rounding, since a matmul's kernel (MKL's on AMD CPUs, for one) may depend on its row count.
+# On a GPU the activations are device memory, and larger chunks cost nothing.
 _EVAL_BATCH = 65_536
 _CPU_EVAL_BATCH = 4_096
 
@@ -116,7 +116,7 @@ def fit(
     x_val = torch.from_numpy(prepared.x_val).to(device)
 
     model = build_model(config).to(device)
-    # torch.optim.AdamW's arithmetic in a few kernel calls instead of ~10 per tensor (same bits).
+    # torch.optim.AdamW's arithmetic in a few kernel calls instead of ~10 per tensor.
     optimizer = FlatAdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[EpochStats] = []
     if resume_from is not None:
