@@ -6,6 +6,7 @@ TPE sees a conditional space and never wastes a sample on a width the family doe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from poptune.trainables.config import (
@@ -44,7 +45,8 @@ FAMILY_STARTS: tuple[dict, ...] = (
 
 
 class SuggestTrial(Protocol):
-    """The part of `optuna.trial.Trial` the space uses (Ray passes a capturing wrapper)."""
+    """The part of `optuna.trial.Trial` the space uses (poptune's searcher passes Optuna's own
+    trial and reads the params it took)."""
 
     def suggest_categorical(self, name: str, choices: tuple) -> object: ...
     def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
@@ -52,7 +54,7 @@ class SuggestTrial(Protocol):
 
 
 def define_space(trial: SuggestTrial, *, recipe: bool = True) -> None:
-    """Sample one config into ``trial``; Ray's OptunaSearch collects the suggested values.
+    """Sample one config into ``trial``: its params are the config.
 
     ``recipe=False`` leaves the training recipe (input map, schedule) at its defaults: the space
     of the model alone, which benchmarks compare the search against."""
@@ -69,3 +71,56 @@ def define_space(trial: SuggestTrial, *, recipe: bool = True) -> None:
     # The training recipe is searched too: each choice helped some models and not others.
     trial.suggest_categorical("features", FEATURE_MAPS)
     trial.suggest_categorical("schedule", SCHEDULES)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One key of the space as `define_space` asks for it: its choices, or its bounds."""
+
+    kind: str  # "categorical", "int" or "float"
+    choices: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+
+
+def space_domains(*, recipe: bool = True) -> dict[str, Domain]:
+    """Every key `define_space` can suggest, over all its branches, with its domain.
+
+    Read from the space itself (each categorical choice is taken in turn), so whatever lists the
+    keys, such as TensorBoard's HParams record, cannot drift from what the search samples.
+    """
+    domains: dict[str, Domain] = {}
+    pending: list[tuple[int, ...]] = [()]  # the categorical choices of one branch, in order
+    while pending:
+        define_space(_BranchWalker(pending.pop(), domains, pending), recipe=recipe)
+    return domains
+
+
+class _BranchWalker:
+    """A stand-in trial that follows one branch of the space and queues the branches beside it."""
+
+    def __init__(
+        self, path: tuple[int, ...], domains: dict[str, Domain], pending: list[tuple[int, ...]]
+    ) -> None:
+        self._path, self._domains, self._pending = path, domains, pending
+        self._taken: list[int] = []
+
+    def suggest_categorical(self, name: str, choices: tuple) -> object:
+        self._domains.setdefault(name, Domain("categorical", choices=tuple(choices)))
+        depth = len(self._taken)
+        if depth < len(self._path):
+            index = self._path[depth]
+        else:  # a choice this branch meets first: take the first, queue the others
+            index = 0
+            self._pending.extend((*self._taken, i) for i in range(1, len(choices)))
+        self._taken.append(index)
+        return choices[index]
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        self._domains.setdefault(name, Domain("int", low=low, high=high, log=log))
+        return low
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        self._domains.setdefault(name, Domain("float", low=low, high=high, log=log))
+        return low

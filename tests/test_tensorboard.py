@@ -3,9 +3,11 @@ read back with TensorBoard's own reader."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import optuna
 import pytest
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.utils.callback import _create_default_callbacks
@@ -18,18 +20,10 @@ from poptune.search.tensorboard import (
     HPARAM_METRICS,
     TrialTensorBoard,
 )
-from poptune.spaces import WIDTH_RANGES
+from poptune.spaces import define_space
+from poptune.trainables import REFERENCE, ModelConfig
 
-CONFIG = {
-    "family": "MLP3LayerDropout",
-    "width_1": 128,
-    "width_2": 64,
-    "width_3": 32,
-    "dropout": 0.2,
-    "lr": 0.001,
-    "batch_size": 64,
-    "weight_decay": 1e-8,
-}
+CONFIG = REFERENCE.to_dict()
 
 
 @dataclass
@@ -115,10 +109,22 @@ def test_hparams_record_holds_the_sampled_config_and_every_space_key(tmp_path):
     }
     assert values == CONFIG
     experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
-    hparam_names = {h.name for h in experiment.hparam_infos}
-    # Every key of the define-by-run space, so a row of any family has its columns.
-    assert hparam_names == {"family", *WIDTH_RANGES, "dropout", "lr", "batch_size", "weight_decay"}
-    assert BEST_METRIC in {m.name.tag for m in experiment.metric_infos}
+    assert {m.name.tag for m in experiment.metric_infos} == {*HPARAM_METRICS}
+    # Every key the search samples, with the domain Optuna sees, so that a row of any family has
+    # its columns and the recipe can be filtered and plotted.
+    infos = {h.name: h for h in experiment.hparam_infos}
+    sampled = _sampled_distributions()
+    assert set(infos) == set(sampled) == {f.name for f in dataclasses.fields(ModelConfig)}
+    for name, dist in sampled.items():
+        info = infos[name]
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            shown = [v.string_value or v.number_value for v in info.domain_discrete.values]
+            assert shown == list(dist.choices), name
+            strings = all(isinstance(c, str) for c in dist.choices)
+            assert info.type == (api_pb2.DATA_TYPE_STRING if strings else api_pb2.DATA_TYPE_FLOAT64)
+        else:
+            bounds = (info.domain_interval.min_value, info.domain_interval.max_value)
+            assert bounds == (dist.low, dist.high), name
     end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
     assert end.status == api_pb2.STATUS_SUCCESS
 
@@ -182,3 +188,13 @@ def test_the_callback_pickles_without_open_files(tmp_path):
     clone = pickle.loads(pickle.dumps(callback))
     assert clone._boards == {}
     callback.on_experiment_end(trials=[trial])
+
+
+def _sampled_distributions() -> dict:
+    """What Optuna itself records for the space over enough random trials to meet every branch."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(200):
+        trial = study.ask()
+        define_space(trial)
+        study.tell(trial, 0.0)
+    return {k: d for t in study.trials for k, d in t.distributions.items()}

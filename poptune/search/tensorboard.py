@@ -27,12 +27,18 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from poptune.metric import METRIC
-from poptune.spaces import BATCH_SIZES, DROPOUT_RANGE, LR_RANGE, WEIGHT_DECAY_RANGE, WIDTH_RANGES
-from poptune.trainables.config import FAMILIES
+from poptune.spaces import Domain, space_domains
 
 CURVES = ("train_loss", "val_mse", "val_rmse", "val_mae")
 BEST_METRIC = f"best_{METRIC}"
-HPARAM_METRICS = (BEST_METRIC, "best_epoch", "epochs_trained", "stopped_early")
+# The metrics of the HParams table, each a scalar of every trial's event file.
+HPARAM_METRICS = {
+    BEST_METRIC: "lowest validation MSE over the trial's epochs (what TPE and analysis use)",
+    "best_epoch": "epoch of the lowest validation MSE",
+    "epochs_trained": "epochs the trial ran before it ended or ASHA stopped it",
+    "stopped_early": "1 when the scheduler stopped the trial before its last epoch",
+    METRIC: "validation MSE of the last epoch",
+}
 
 
 @dataclass
@@ -169,28 +175,14 @@ def experiment_info() -> api_pb2.Experiment:
     Written identically into every trial: TensorBoard takes the first experiment record it finds,
     so each must list all keys (a trial records only those its family has).
     """
-    hparams = [
-        _discrete("family", FAMILIES, api_pb2.DATA_TYPE_STRING),
-        *[_interval(key, lo, hi) for key, (lo, hi) in WIDTH_RANGES.items()],
-        _interval("dropout", *DROPOUT_RANGE),
-        _interval("lr", *LR_RANGE),
-        _discrete("batch_size", BATCH_SIZES, api_pb2.DATA_TYPE_FLOAT64),
-        _interval("weight_decay", *WEIGHT_DECAY_RANGE),
-    ]
-    descriptions = {
-        BEST_METRIC: "lowest validation MSE over the trial's epochs (what TPE and analysis use)",
-        "best_epoch": "epoch of the lowest validation MSE",
-        "epochs_trained": "epochs the trial ran before it ended or ASHA stopped it",
-        "stopped_early": "1 when the scheduler stopped the trial before its last epoch",
-        METRIC: "validation MSE of the last epoch",
-    }
+    hparams = [_hparam(key, domain) for key, domain in space_domains().items()]
     metrics = [
         api_pb2.MetricInfo(
             name=api_pb2.MetricName(tag=tag),
             description=text,
             dataset_type=api_pb2.DATASET_VALIDATION,
         )
-        for tag, text in descriptions.items()
+        for tag, text in HPARAM_METRICS.items()
     ]
     return api_pb2.Experiment(
         name="poptune", hparam_infos=hparams, metric_infos=metrics, time_created_secs=time.time()
@@ -209,19 +201,19 @@ def session_start(config: dict[str, Any]) -> plugin_data_pb2.SessionStartInfo:
     return info
 
 
-def _interval(name: str, lo: float, hi: float) -> api_pb2.HParamInfo:
-    return api_pb2.HParamInfo(
-        name=name,
-        type=api_pb2.DATA_TYPE_FLOAT64,
-        domain_interval=api_pb2.Interval(min_value=lo, max_value=hi),
-    )
-
-
-def _discrete(name: str, values: tuple, kind: int) -> api_pb2.HParamInfo:
-    if kind == api_pb2.DATA_TYPE_STRING:
-        items = [struct_pb2.Value(string_value=v) for v in values]
+def _hparam(name: str, domain: Domain) -> api_pb2.HParamInfo:
+    """A key's HParams column: its choices (strings or numbers), or its interval."""
+    if domain.kind != "categorical":
+        interval = api_pb2.Interval(min_value=domain.low, max_value=domain.high)
+        return api_pb2.HParamInfo(
+            name=name, type=api_pb2.DATA_TYPE_FLOAT64, domain_interval=interval
+        )
+    if all(isinstance(v, str) for v in domain.choices):
+        kind = api_pb2.DATA_TYPE_STRING
+        items = [struct_pb2.Value(string_value=v) for v in domain.choices]
     else:
-        items = [struct_pb2.Value(number_value=float(v)) for v in values]
+        kind = api_pb2.DATA_TYPE_FLOAT64
+        items = [struct_pb2.Value(number_value=float(v)) for v in domain.choices]
     return api_pb2.HParamInfo(
         name=name, type=kind, domain_discrete=struct_pb2.ListValue(values=items)
     )
