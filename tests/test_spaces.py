@@ -3,12 +3,14 @@ documented ranges, and every sample a config the models accept."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from poptune.spaces import define_space
-from poptune.trainables import FAMILIES, ModelConfig, build_model
+from poptune.spaces import FAMILY_STARTS, define_space
+from poptune.trainables import FAMILIES, REFERENCE, ModelConfig, build_model
 
 # The ranges docs/design.md documents, written out rather than imported.
 EXPECTED = {
@@ -68,17 +70,28 @@ def test_every_sample_is_a_valid_config_and_model(sampled):
         build_model(config)
 
 
-def test_the_reference_config_is_inside_the_space():
-    """The search evaluates the reference first, so it must be a point the space can hold."""
-    reference = {"family": "MLP3LayerDropout", "width_1": 128, "width_2": 64, "width_3": 32,
-                 "dropout": 0.2, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-8,
-                 "features": "robust", "schedule": "constant"}  # fmt: skip
-    for key, value in reference.items():
-        dist = EXPECTED[key]
-        if isinstance(dist, CategoricalDistribution):
-            assert value in dist.choices
-        else:
-            assert dist.low <= value <= dist.high, key
+def test_every_starting_point_is_a_point_of_the_space():
+    """The search evaluates these first (the reference, then one config of each other family):
+    each must be a point TPE could have sampled, with exactly its family's keys."""
+    from poptune.search.runner import starting_points
+
+    points = starting_points(10**6)
+    assert [p["family"] for p in points] == [
+        REFERENCE.family,
+        *(s["family"] for s in FAMILY_STARTS),
+    ]
+    for point in points:
+        assert set(point) == COMMON | KEYS[point["family"]], point
+        for key, value in point.items():
+            dist = EXPECTED[key]
+            if isinstance(dist, CategoricalDistribution):
+                assert value in dist.choices, (key, value)
+            else:
+                assert dist.low <= value <= dist.high, (key, value)
+    # The reference trains as the reference: its weight decay of 0 becomes the range's floor,
+    # 1e-8, which changes no weight (lr 1e-3 × 1e-8 per step), and nothing else moves.
+    reference = ModelConfig.from_dict(points[0])
+    assert reference == dataclasses.replace(REFERENCE, weight_decay=EXPECTED["weight_decay"].low)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -131,24 +131,3 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     if low + 1 >= len(ordered):
         return ordered[low]
     return ordered[low] + (position - low) * (ordered[low + 1] - ordered[low])
-
-
-def expected_trial_epochs(
-    num_samples: int,
-    max_epochs: int,
-    *,
-    scheduler: str,
-    grace_period: int,
-    rf: float = ASHA_REDUCTION_FACTOR,
-) -> float:
-    """Epochs summed over all trials, trials run one after another (the order ASHA's rule sees
-    them in when they reach rungs one by one); every trial runs max_epochs under fifo."""
-    return simulate_search(
-        num_samples,
-        slots=1,
-        max_epochs=max_epochs,
-        scheduler=scheduler,
-        grace_period=grace_period,
-        epoch_pool=[1.0],
-        rf=rf,
-    ).trial_epochs
