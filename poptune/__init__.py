@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below l
 __getattr__, __dir__, __all__ = lazy_names(
     __name__,
     {
-        "poptune.analysis.analyze": ("AnalyzeSettings",),
+        "poptune.analysis.settings": ("AnalyzeSettings",),
         "poptune.api": ("analyze", "load", "run"),
         "poptune.data": ("DataSource",),
         "poptune.errors": ("PoptuneError", "SearchInterrupted", "UsageError"),

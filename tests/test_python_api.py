@@ -28,8 +28,11 @@ def doc_example() -> str:
     return found.group(1)
 
 
-def test_import_poptune_loads_nothing_heavy():
-    code = f"import sys, poptune; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+@pytest.mark.parametrize("name", ["", "SearchSettings", "AnalyzeSettings", "DataSource"])
+def test_import_poptune_and_its_settings_loads_nothing_heavy(name):
+    """Settings are built before any slow work: naming them imports neither torch nor Ray."""
+    use = f"poptune.{name}; " if name else ""
+    code = f"import sys, poptune; {use}print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -134,10 +134,13 @@ _COMMANDS = {
         "help": "predict the wall time of the search these options describe",
         "description": "Predict how long `poptune search` with the same options will take: time "
         "a few configs in this process, run a short calibration search on the cluster (a few "
-        "trials of 3 epochs on a slice of the rows, in a temporary folder), then count epochs "
-        "(ASHA's included) over the slots. Takes about half a minute; writes nothing.",
+        "trials of 3 epochs on a slice of the rows, in a temporary folder, or with remote "
+        "--storage a temporary prefix there that the cluster's nodes can reach), then count "
+        "epochs (ASHA's included) over the slots. Takes about half a minute; removes what it "
+        "wrote and leaves the storage as it was.",
         **_SUPPRESS}, _search_arguments),
-    "analyze": ({"help": "retrain the best trial, score it and the baselines"},
+    "analyze": ({"help": "retrain the finalists with several seeds, choose the winner, score it "
+                 "and the baselines"},
                 _analyze_arguments),
     "export": ({"help": "write the best config as JSON or YAML"}, _export_arguments),
     "predict": ({

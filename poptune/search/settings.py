@@ -84,7 +84,8 @@ class SearchSettings:
     max_failures: int = option(3, "N", parse=integer,
         help="retries of a failed trial from its last checkpoint (default: 3)")
     study_storage: str | None = option(None, "URL",
-        help="SQLAlchemy URL of the Optuna study (default: SQLite in the experiment)")
+        help="SQLAlchemy URL of a database for the Optuna study (default: kept in memory and "
+        "copied into the experiment as optuna_study.db)")
     # Log each trial (and the analysis) to this MLflow tracking server or store; a plain path
     # is made an absolute file: URI, so a later `poptune analyze` elsewhere finds the same store.
     mlflow_tracking_uri: str | None = option(None, "URI",
