@@ -16,7 +16,6 @@ from poptune.estimate.predict import trial_slots
 from poptune.estimate.schedule import (
     SlotCosts,
     asha_milestones,
-    expected_trial_epochs,
     simulate_search,
 )
 from poptune.search.settings import SearchSettings
@@ -31,6 +30,21 @@ def test_milestones_are_rays_rungs_below_max_t(max_t, grace):
     )
     rays = sorted(m for m, _ in scheduler._brackets[0]._rungs if m < max_t)
     assert asha_milestones(max_t, grace) == rays
+
+
+def expected_trial_epochs(
+    num_samples: int, max_epochs: int, *, scheduler: str, grace_period: int
+) -> float:
+    """Epochs summed over all trials, run one after another (the order ASHA's rule sees them in
+    when they reach rungs one by one), each epoch the same length."""
+    return simulate_search(
+        num_samples,
+        slots=1,
+        max_epochs=max_epochs,
+        scheduler=scheduler,
+        grace_period=grace_period,
+        epoch_pool=[1.0],
+    ).trial_epochs
 
 
 def test_first_rung_alone_matches_the_closed_form():
