@@ -3,8 +3,13 @@ with no CPUs for trials and CPU workers from `min_workers: 0`, on Ray's fake mul
 (its worker nodes are Ray processes on this machine, started by the head's real autoscaler).
 
 The driver runs as on a `ray up` head: its home holds ray_bootstrap_config.yaml, the
-autoscaling config, from which it learns what the autoscaler can add. Without it the same
-cluster has 0 CPUs, and the search is refused.
+autoscaling config, from which it learns what the autoscaler can add. Without it (a head started
+by hand with `ray start --head --autoscaling-config=FILE`, as self-run autoscalers do) the same
+cluster has 0 CPUs and no node types poptune can read: the search is refused unless
+--max-concurrent says how many trials to start, and then they wait for the nodes to come.
+
+Each test gets a cluster of its own, since each needs one with no worker up yet (the autoscaler
+keeps idle workers for minutes).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import yaml
 
 from localray.cluster import FakeAutoscalingCluster, start_autoscaling_head
 from poptune.analysis.results import read_results
+from tests.quirks import doc_rows
 
 pytestmark = pytest.mark.ray
 
@@ -27,7 +33,7 @@ SAMPLES = 4
 SEARCH = ("--synthetic-rows", "2000", "--num-samples", str(SAMPLES), "--max-epochs", "2")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(ray_token):
     worker = {"resources": {"CPU": WORKER_CPUS}, "min_workers": 0, "max_workers": MAX_WORKERS}
     cluster = start_autoscaling_head(
@@ -57,14 +63,37 @@ def search_args(cluster: FakeAutoscalingCluster, tmp_path: Path, name: str) -> t
             "--storage", tmp_path / "runs", "--name", name)  # fmt: skip
 
 
-def test_without_the_autoscalers_config_no_cpus_are_refused(cluster, cli, tmp_path):
-    """A driver that cannot see the node types (not on the head) sees a cluster of 0 CPUs."""
+NO_CPUS_TITLE = "`--address` of a cluster with no CPUs up and no node types to read"
+
+
+def test_without_the_autoscalers_config_max_concurrent_lets_the_trials_wait(cluster, cli, tmp_path):
+    """A driver that cannot see the node types sees a cluster of 0 CPUs: refused, naming
+    --max-concurrent; with it, the search starts and its trials run on the nodes they bring."""
     assert not cluster.autoscaled_node_ids(), "a worker node is up before any search"
     env = driver_env(cluster, tmp_path / "home")
     result = cli(*search_args(cluster, tmp_path, "refused"), env=env, timeout=120)
     assert result.code == 2, result.err[-3000:]
-    assert "--cpus-per-trial 1: the cluster has only 0 CPU(s); lower it" in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("poptune: error: "), result.err[-3000:]
+    code, message = doc_rows("Clusters")[NO_CPUS_TITLE]
+    assert code == 2 and message in lines[0]
+    assert "pass --max-concurrent K to start anyway" in message
     assert not (tmp_path / "runs" / "refused").exists()
+
+    samples = 2
+    args = ("search", "--address", cluster.address, "--synthetic-rows", "2000",
+            "--num-samples", str(samples), "--max-epochs", "1", "--max-concurrent", "2",
+            "--storage", tmp_path / "runs", "--name", "waited")  # fmt: skip
+    result = cli(*args, env=env, timeout=180)
+    assert result.code == 0, result.err[-3000:]
+    assert (
+        "poptune: the cluster has no CPUs up yet; the trials wait for the nodes its autoscaler "
+        "adds (up to 2 at once, --max-concurrent)"
+    ) in result.err
+    results = read_results(tmp_path / "runs" / "waited")
+    assert len(results.trials) == samples and results.terminated == samples
+    started = cluster.autoscaled_node_ids()
+    assert started and {t.node_id for t in results.trials} <= started
 
 
 def test_a_search_grows_the_cluster_from_no_workers(cluster, cli, tmp_path):

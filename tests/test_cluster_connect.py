@@ -18,6 +18,7 @@ import pytest
 
 from poptune.cluster.probe import PROBE_TIMEOUT_S
 from tests.driver import POPTUNE
+from tests.quirks import doc_rows
 
 pytestmark = pytest.mark.ray
 
@@ -172,4 +173,24 @@ def test_gpu_request_on_a_cpu_only_cluster_fails_fast(ray_cluster, ray_env, tmp_
     lines = [line for line in r.err.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith("poptune: error: --gpus-per-trial")
     assert "GPU" in lines[0] and "add GPU nodes" in lines[0]
+    if gpus == "1":
+        code, message = doc_rows("Clusters")[
+            "`--gpus-per-trial 1` on a cluster without GPUs, no node types to read"
+        ]
+        assert code == 2 and message in lines[0]
+    r.assert_fast()
+
+
+def test_a_trial_bigger_than_the_cluster_is_refused_naming_the_way_out(
+    ray_cluster, ray_env, tmp_path
+):
+    """2 CPUs and no node types to read: lower it, or --max-concurrent to wait for nodes."""
+    r = _search(tmp_path, ray_cluster.address, ray_env, "--cpus-per-trial", "4")
+    assert r.code == 2, r.err[-3000:]
+    lines = [line for line in r.err.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("poptune: error: --cpus-per-trial 4")
+    code, message = doc_rows("Clusters")[
+        "`--cpus-per-trial 4` on a cluster of 2 CPUs, no node types to read"
+    ]
+    assert code == 2 and message in lines[0]
     r.assert_fast()

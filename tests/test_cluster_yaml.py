@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from poptune.cluster.autoscale import autoscaled_node_type, bootstrap_autoscaling
+from poptune.cluster.autoscale import bootstrap_autoscaling
 
 CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
 
@@ -54,9 +54,10 @@ def test_gpu_workers_count_as_available_to_a_gpu_search(config, tmp_path):
     """What the driver on the head reads from ~/ray_bootstrap_config.yaml (a copy of this)."""
     bootstrap = tmp_path / "ray_bootstrap_config.yaml"
     bootstrap.write_text(yaml.safe_dump(validate(config)))
-    assert autoscaled_node_type("GPU", 0.5, bootstrap) == "gpu"
-    assert autoscaled_node_type("GPU", 2, bootstrap) is None
-    assert autoscaled_node_type("GPU", 1, tmp_path / "missing.yaml") is None
+    autoscaling = bootstrap_autoscaling(bootstrap)
+    assert autoscaling.node_type_with("GPU", 0.5) == "gpu"
+    assert autoscaling.node_type_with("GPU", 2) is None
+    assert bootstrap_autoscaling(tmp_path / "missing.yaml") is None
 
 
 def test_a_search_on_the_head_takes_its_concurrency_from_the_node_types(config, tmp_path):

@@ -497,8 +497,12 @@ def test_an_autoscaling_clusters_limit_is_its_maximum(tmp_path):
 
 def test_a_search_that_cannot_fit_is_refused_with_the_fix(capsys, tmp_path):
     no_cpus = ClusterInfo("127.0.0.1:6379", cpus=0, gpus=0, nodes=1, node_resources=((0, 0),))
-    with pytest.raises(UsageError, match=r"--cpus-per-trial 1: the cluster has only 0 CPU\(s\); "):
+    # No node types to read: nodes may still come, and --max-concurrent is how to wait for them.
+    with pytest.raises(UsageError, match="--cpus-per-trial 1: the cluster has no CPUs up yet and "
+                       "no node types poptune can read; pass --max-concurrent K"):  # fmt: skip
         check_fits(_settings(), no_cpus)
+    check_fits(_settings(max_concurrent=2), no_cpus)
+    assert "the trials wait for the nodes its autoscaler adds" in capsys.readouterr().err
     machine = ClusterInfo(None, cpus=2, gpus=0, nodes=1)
     with pytest.raises(UsageError, match=r"this machine has only 2 CPU.*--address"):
         check_fits(_settings(cpus_per_trial=4), machine)

@@ -10,9 +10,9 @@ import pytest
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
+from poptune.cluster.capacity import ClusterInfo, trial_slots
 from poptune.estimate.clock import EpochTiming, SearchClock
 from poptune.estimate.epoch_cost import EpochCostModel, sample_space, step_features
-from poptune.estimate.predict import trial_slots
 from poptune.estimate.schedule import (
     SlotCosts,
     asha_milestones,
@@ -130,18 +130,23 @@ def test_asha_under_concurrency_stops_trials_and_shortens_the_search():
 
 
 @pytest.mark.parametrize(
-    ("cpus", "gpus", "options", "expected"),
+    ("nodes", "options", "expected"),
     [
-        (2, 0, {}, 2),
-        (16, 0, {"cpus_per_trial": 3}, 5),
-        (16, 0, {"max_concurrent": 4}, 4),
-        (64, 2, {"gpus_per_trial": 0.5}, 4),
-        (64, 0, {"num_samples": 3}, 3),
-        (1, 0, {"cpus_per_trial": 2}, 1),
+        ([(2, 0)], {}, 2),
+        ([(16, 0)], {"cpus_per_trial": 3}, 5),
+        ([(16, 0)], {"max_concurrent": 4}, 4),
+        ([(64, 2)], {"gpus_per_trial": 0.5}, 4),
+        ([(64, 0)], {"num_samples": 3}, 3),
+        ([(1, 0)], {"cpus_per_trial": 2}, 1),
+        ([(6, 0)] * 3, {"cpus_per_trial": 4}, 3),  # per node: one 4-CPU trial in 6 CPUs
+        ([(0, 0)], {"max_concurrent": 2}, 2),  # none up yet: as many as the search starts
     ],
 )
-def test_slots_are_what_the_cluster_fits(cpus, gpus, options, expected):
-    assert trial_slots(SearchSettings(**options), cpus, gpus) == expected
+def test_slots_are_what_the_cluster_fits(nodes, options, expected):
+    cluster = ClusterInfo("127.0.0.1:6379", cpus=sum(c for c, _ in nodes),
+                          gpus=sum(g for _, g in nodes), nodes=len(nodes),
+                          node_resources=tuple(nodes))  # fmt: skip
+    assert trial_slots(SearchSettings(**options), cluster) == expected
 
 
 def test_cost_model_recovers_the_costs_it_was_made_from():

@@ -188,3 +188,24 @@ def test_run_resume_and_refusals_with_the_endpoint_in_the_environment(s3, poptun
     missing = ("--address", ray_cluster.address, "--storage", f"s3://{BUCKET}/env")
     proc = poptune_s3("search", *missing, "--name", "nothing", "--resume", env=env)
     assert proc.returncode == 2 and "poptune_search.json is missing" in proc.stderr
+
+
+def _bucket(endpoint: str) -> dict[str, bytes]:
+    """Every object in the bucket: key → content."""
+    selector = pyarrow_fs.FileSelector(BUCKET, recursive=True)
+    infos = _filesystem(endpoint).get_file_info(selector)
+    return {i.path: _read(endpoint, i.path.removeprefix(f"{BUCKET}/")) for i in infos if i.is_file}
+
+
+def test_estimate_leaves_the_bucket_as_it_was(s3, poptune_s3, ray_cluster):
+    """Its calibration search neither replaces what holds its name nor leaves files behind."""
+    with _filesystem(s3).open_output_stream(f"{BUCKET}/runs/mine-calibration/keep.txt") as out:
+        out.write(b"the user's own")
+    before = _bucket(s3)
+    proc = poptune_s3("estimate", "--address", ray_cluster.address,
+                      "--storage", f"s3://{BUCKET}/runs", "--name", "mine",
+                      "--synthetic-rows", "2000", "--num-samples", "2", "--max-epochs", "1",
+                      env={"AWS_ENDPOINT_URL": f"http://{s3}"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "poptune: estimate: about" in proc.stdout
+    assert _bucket(s3) == before

@@ -121,11 +121,3 @@ def find_autoscaling(config_path: Path = BOOTSTRAP_CONFIG) -> Autoscaling | None
     except Exception:  # an older Ray, no GCS connection: fall back to the file
         reported = None
     return reported or bootstrap_autoscaling(config_path)
-
-
-def autoscaled_node_type(
-    resource: str, amount: float, config_path: Path = BOOTSTRAP_CONFIG
-) -> str | None:
-    """A worker node type the autoscaler may start with ``amount`` of ``resource``, or None."""
-    autoscaling = bootstrap_autoscaling(config_path)
-    return autoscaling.node_type_with(resource, amount) if autoscaling else None

@@ -55,6 +55,19 @@ def cluster_slots(
     return slots
 
 
+def trial_slots(
+    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+) -> int:
+    """Trials that run at once: the cluster's slots (its autoscaler's nodes counted), capped by
+    --max-concurrent and --num-samples; at least one. What `poptune estimate` schedules over."""
+    slots = cluster_slots(settings, cluster, autoscaling)
+    if settings.max_concurrent:
+        # No slot up yet: the search starts on --max-concurrent's word that the autoscaler
+        # adds nodes for that many trials (check_fits), so that many run once they are up.
+        slots = min(slots, settings.max_concurrent) if slots else settings.max_concurrent
+    return max(1, min(slots, settings.num_samples))
+
+
 def max_concurrent(
     settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
 ) -> int:
@@ -75,7 +88,10 @@ def check_fits(
 ) -> None:
     """Refuse a search no trial of which could ever start, or a --max-concurrent this machine
     cannot hold. On an autoscaling cluster, nodes its autoscaler can add count (cluster.yaml's
-    GPU workers, or CPU workers with min_workers: 0 and a head without CPUs for trials)."""
+    GPU workers, or CPU workers with min_workers: 0 and a head without CPUs for trials). A
+    cluster whose node types poptune cannot read (an autoscaler that publishes them neither in
+    ~/ray_bootstrap_config.yaml nor to Ray) may still add nodes: there an explicit
+    --max-concurrent starts the search anyway, as Ray Tune alone would, and its trials wait."""
     where = "this machine" if cluster.local else "the cluster"
     for resource, per_trial, has in (
         ("GPU", settings.gpus_per_trial, cluster.gpus),
@@ -92,7 +108,17 @@ def check_fits(
                 flush=True,
             )
             return
-        raise UsageError(_refusal(resource, per_trial, has, cluster.local))
+        unknown = autoscaling is None and not cluster.local  # nodes may come, of unknown size
+        if unknown and settings.max_concurrent:
+            up = f"no {resource}s up yet" if has <= 0 else f"only {has:g} {resource}(s) up"
+            print(
+                f"poptune: the cluster has {up}; the trials wait for the nodes its autoscaler "
+                f"adds (up to {settings.max_concurrent} at once, --max-concurrent)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        raise UsageError(_refusal(resource, per_trial, has, cluster.local, unknown))
     if settings.max_concurrent and cluster.local:
         slots = cluster_slots(settings, cluster)
         if settings.max_concurrent > slots:
@@ -102,8 +128,28 @@ def check_fits(
             )
 
 
-def _refusal(resource: str, per_trial: float, has: float, local: bool) -> str:
+def _refusal(
+    resource: str, per_trial: float, has: float, local: bool, unknown_types: bool = False
+) -> str:
     option = f"--{resource.lower()}s-per-trial {per_trial:g}"
+    if unknown_types:
+        # An autoscaler poptune cannot read may still add the nodes: say how to start anyway.
+        anyway = "pass --max-concurrent K to start anyway and let the autoscaler add"
+        if resource == "GPU":
+            return (
+                f"{option}: the cluster has {has:g} GPU(s) and no node types poptune can "
+                f"read, so no trial can start now; drop the option, add GPU nodes, or {anyway} "
+                "them"
+            )
+        if has <= 0:
+            return (
+                f"{option}: the cluster has no CPUs up yet and no node types poptune can read; "
+                f"{anyway} nodes"
+            )
+        return (
+            f"{option}: the cluster has only {has:g} CPU(s) and no node types poptune can "
+            f"read; lower it, or {anyway} bigger nodes"
+        )
     if resource == "GPU" and local:
         return (
             f"{option}: this machine has {has:g} GPU(s) that torch can use, so no trial could "

@@ -72,22 +72,28 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         if created is not None and created.exists():
             created.chmod(0o600)  # Ray writes the file it generates with the umask's mode
     try:
-        resources = ray.cluster_resources()
-        alive = [n for n in ray.nodes() if n.get("Alive")]
-        yield ClusterInfo(
-            address=address,
-            cpus=float(resources.get("CPU", 0.0)),
-            gpus=float(resources.get("GPU", 0.0)),
-            nodes=len(alive),
-            hosts=tuple(sorted({str(n.get("NodeManagerAddress", "")) for n in alive})),
-            node_resources=tuple(
-                (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
-                for n in alive
-                if n.get("Resources")
-            ),
-        )
+        yield joined_cluster(address)
     finally:
         ray.shutdown()
+
+
+def joined_cluster(address: str | None) -> ClusterInfo:
+    """The cluster this process's Ray is connected to, as Ray reports it now; ``address`` None
+    for a private local Ray."""
+    resources = ray.cluster_resources()
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    return ClusterInfo(
+        address=address,
+        cpus=float(resources.get("CPU", 0.0)),
+        gpus=float(resources.get("GPU", 0.0)),
+        nodes=len(alive),
+        hosts=tuple(sorted({str(n.get("NodeManagerAddress", "")) for n in alive})),
+        node_resources=tuple(
+            (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
+            for n in alive
+            if n.get("Resources")
+        ),
+    )
 
 
 def default_token_path() -> Path:

@@ -14,8 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-import ray
 from ray.tune import Callback
+
+from poptune.cluster.autoscale import Autoscaling, find_autoscaling
+from poptune.cluster.capacity import ClusterInfo
+from poptune.cluster.session import joined_cluster
 
 GAPS = ("first_trial", "between_epochs", "between_trials")
 
@@ -36,16 +39,18 @@ class EpochTiming:
 @dataclass
 class SearchClock(Callback):
     started: float = 0.0
-    cluster_cpus: float = 0.0
-    cluster_gpus: float = 0.0
+    address: str | None = None  # the cluster joined; None: a private local Ray
+    # The cluster as the search found it, its nodes one by one, and what its autoscaler may
+    # add: what the search's slots are counted from (poptune.cluster.capacity).
+    cluster: ClusterInfo | None = None
+    autoscaling: Autoscaling | None = None
     configs: dict[str, dict] = field(default_factory=dict)
     epochs: list[EpochTiming] = field(default_factory=list)
 
     def setup(self, **info) -> None:
         self.started = time.time()
-        resources = ray.cluster_resources()
-        self.cluster_cpus = float(resources.get("CPU", 0.0))
-        self.cluster_gpus = float(resources.get("GPU", 0.0))
+        self.cluster = joined_cluster(self.address)
+        self.autoscaling = None if self.cluster.local else find_autoscaling()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.configs[trial.trial_id] = dict(trial.config)

@@ -8,7 +8,8 @@ Three measurements and a simulation:
    cluster, through `run_search` itself (a few trials of 3 epochs on a slice of the rows),
    timed by `poptune.estimate.clock`: the first trial's start, the gaps between epochs and
    between trials, and the cluster's epoch time against the cost model's;
-3. the slots: the cluster's CPUs (and GPUs) over a trial's, capped by --max-concurrent;
+3. the slots: the trials the cluster's nodes hold at once, counted as the search counts them
+   (`poptune.cluster.capacity.trial_slots`), capped by --max-concurrent;
 4. the schedule (`schedule`): trials played out over the slots, ASHA's stops included.
 
 Assumptions, said where they are made: TPE's later, focused samples cost what the prior's do; a
@@ -20,13 +21,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import secrets
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from poptune import uri
+from poptune.cluster import capacity
+from poptune.cluster.capacity import ClusterInfo
 from poptune.data import Prepared
 from poptune.estimate.epoch_cost import EpochCostModel, calibrate_locally, sample_space
 from poptune.estimate.schedule import SlotCosts, simulate_search
@@ -122,15 +129,6 @@ def predict_search(
     )
 
 
-def trial_slots(settings: SearchSettings, cpus: float, gpus: float) -> int:
-    """Trials that run at once on a cluster of ``cpus`` and ``gpus``."""
-    at_once = cpus / settings.cpus_per_trial
-    if settings.gpus_per_trial > 0:
-        at_once = min(at_once, gpus / settings.gpus_per_trial)
-    at_once = min(at_once, settings.max_concurrent or math.inf, settings.num_samples)
-    return max(1, math.floor(at_once))
-
-
 def calibrate_on_cluster(
     settings: SearchSettings, prepared: Prepared, model: EpochCostModel
 ) -> Calibration:
@@ -138,32 +136,35 @@ def calibrate_on_cluster(
     from poptune.estimate.clock import SearchClock
     from poptune.search.runner import run_search
 
-    # A few slots show the overheads; a local machine may have fewer than that.
-    if settings.address or os.environ.get("RAY_ADDRESS"):
-        probe = min(trial_slots(settings, math.inf, math.inf), MAX_CALIBRATION_SLOTS)
+    # A few slots show the overheads; a local machine may have fewer than that. A cluster's
+    # size is known only once joined: there the calibration asks for the few regardless.
+    address = settings.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        probe = min(settings.max_concurrent or math.inf, settings.num_samples)
     else:
         import torch
 
-        cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
-        probe = min(trial_slots(settings, cpus, gpus), MAX_CALIBRATION_SLOTS)
+        machine = ClusterInfo(None, os.cpu_count() or 1, torch.cuda.device_count(), nodes=1)
+        probe = capacity.trial_slots(settings, machine)
+    probe = int(min(probe, MAX_CALIBRATION_SLOTS))
     rows = min(CALIBRATION_ROWS, len(prepared.x_train))
     small = dataclasses.replace(
         prepared, x_train=prepared.x_train[:rows], y_train=prepared.y_train[:rows]
     )
-    clock = SearchClock()
-    with tempfile.TemporaryDirectory(prefix="poptune-estimate-") as tmp:
+    clock = SearchClock(address=address)
+    with calibration_storage(settings) as storage:
         calibration = dataclasses.replace(
             settings,
             num_samples=probe + 1,  # the last one shows a reused worker's gap between trials
             max_epochs=CALIBRATION_EPOCHS,
             scheduler="fifo",
             max_concurrent=probe,
-            storage=str(Path(tmp) / "runs") if settings.storage_is_local else settings.storage,
+            storage=storage,
             name=f"{settings.name}-calibration",
             study_storage=None,
             resume=False,
             retry_errored=False,
-            force=True,
+            force=False,  # a fresh folder: nothing there to replace
         )
         started = time.perf_counter()
         outcome = run_search(calibration, small, callbacks=[clock])
@@ -185,8 +186,31 @@ def calibrate_on_cluster(
         ),
         speed=float(np.median(ratios)) if ratios else 1.0,
         ray_start=call_s - outcome.wall_s,
-        slots=trial_slots(settings, clock.cluster_cpus, clock.cluster_gpus),
+        slots=capacity.trial_slots(settings, clock.cluster, clock.autoscaling),
     )
+
+
+@contextmanager
+def calibration_storage(settings: SearchSettings) -> Iterator[str]:
+    """A fresh, empty storage for the calibration search, removed with all it holds afterwards:
+    the user's experiments are never written to, replaced or deleted.
+
+    With local storage, a temporary folder on this machine. With remote storage, a prefix of
+    its own beside the user's experiments, under a random name nothing of theirs has: trials on
+    other machines write their checkpoints into the storage themselves, and Ray fails every
+    trial that cannot reach it (as a folder on this machine cannot), so a local folder would
+    end the calibration on any cluster of more than one machine."""
+    if settings.storage_is_local:
+        with tempfile.TemporaryDirectory(prefix="poptune-estimate-") as tmp:
+            yield str(Path(tmp) / "runs")
+        return
+    from poptune.storage import remote
+
+    prefix = uri.join(settings.storage_uri, f".poptune-estimate-{secrets.token_hex(8)}")
+    try:
+        yield prefix
+    finally:
+        remote.delete(prefix)
 
 
 def estimate_search(settings: SearchSettings, prepared: Prepared) -> Estimate:
