@@ -71,4 +71,3 @@ def test_tuner_restore_accepts_the_experiment(experiment):
     )
     best = results.get_best_result(METRIC, MODE, scope="all")
     assert best.config == analysis.get_best_trial(METRIC, MODE, scope="all").config
-
