@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from poptune import uri
 from poptune.errors import ExperimentError
 from poptune.metric import METRIC
 from poptune.trainables.config import FAMILIES, ModelConfig
@@ -103,10 +104,12 @@ def read_results(experiment: str | Path) -> SearchResults:
     """Every trial Tune knows of in ``experiment`` (a local path or a storage URI)."""
     from ray.tune import ExperimentAnalysis  # Ray stays out of import time for the CLI's --help
 
+    # Tune takes a relative path for a URI relative to nothing and finds no state: absolute here.
+    where = str(experiment) if uri.is_uri(experiment) else str(Path(experiment).absolute())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            analysis = ExperimentAnalysis(str(experiment))
+            analysis = ExperimentAnalysis(where)
     except (ValueError, FileNotFoundError) as exc:
         raise ExperimentError(
             f"{experiment}: not a poptune experiment directory (no Tune experiment state); "
