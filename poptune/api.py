@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from poptune import uri
 from poptune.cluster import capacity
 from poptune.cluster.capacity import ClusterInfo
-from poptune.errors import ExperimentError, SearchInterrupted
+from poptune.errors import ExperimentError, SearchInterrupted, UsageError
 from poptune.experiment import Experiment, load, open_experiment
 from poptune.layout import (
     ANALYSIS_DIR,
@@ -146,6 +146,7 @@ def preflight(settings: SearchSettings) -> None:
     `run_search`. Each check here can only refuse what that later check would refuse too.
     """
     _require_tracking(settings)
+    _require_storage_folder(settings.storage)
     address = settings.address or os.environ.get("RAY_ADDRESS") or None
     if address:
         from poptune.cluster.session import _check_reachable
@@ -161,6 +162,23 @@ def preflight(settings: SearchSettings) -> None:
         gpus = torch.cuda.device_count()
     machine = ClusterInfo(address=None, cpus=os.cpu_count() or 1, gpus=gpus, nodes=1)
     capacity.check_fits(settings, machine)
+
+
+def _require_storage_folder(storage: str) -> None:
+    """A local --storage must be a folder, or a path where one can be made: a file there (or
+    above it) would fail only when the search first writes, as an internal error."""
+    if uri.is_remote(storage):
+        return
+    path = uri.local_path(storage).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is a file" if place == path else f"is inside {place}, a file"
+                raise UsageError(
+                    f"--storage {storage}: {where}, not a folder; pass a folder (it is created "
+                    "if missing) or a URI such as s3://bucket/runs"
+                )
+            return
 
 
 # ----------------------------------------------------------------------------- analysis

@@ -57,6 +57,7 @@ YAML_FILES = {
     "unknown.yaml": "num_samples: 4\nlearning_rate: 0.1\n",
     "wrongtype.yaml": "max_epochs: twelve\n",
     "list.yaml": "- num_samples\n- 4\n",
+    "notes.txt": "a file where a folder should be\n",
 }
 CASES = [
     Case("`--num-samples 0`", ("search", "--num-samples", "0"),
@@ -93,6 +94,12 @@ CASES = [
          "--dedupe must be one of track_id, none, but got 'genre'", in_process=True),
     Case("`--storage ftp://x`", ("search", "--storage", "ftp://x"),
          "--storage scheme 'ftp' is not supported; use a local path or one of s3://"),
+    Case("`--storage` naming a file", ("search", "--storage", "notes.txt"),
+         "--storage notes.txt: is a file, not a folder; pass a folder (it is created if missing)"),
+    Case("`--storage` inside a file", ("run", "--storage", "notes.txt/runs"),
+         "--storage notes.txt/runs: is inside notes.txt, a file, not a folder", in_process=True),
+    Case("`estimate --storage` naming a file", ("estimate", "--storage", "notes.txt"),
+         "--storage notes.txt: is a file, not a folder", in_process=True),
     Case("`--mlflow-tracking-uri ftp://x`", ("run", "--mlflow-tracking-uri", "ftp://x"),
          "--mlflow-tracking-uri scheme 'ftp' is not supported; use a local folder or one of file:",
          in_process=True),
