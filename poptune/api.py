@@ -78,11 +78,7 @@ def search(
     from poptune.analysis.results import read_results
     from poptune.search.runner import run_search
 
-    verb = "resuming" if settings.resume else "searching"
-    say(
-        f"{verb} {settings.num_samples} trials × up to {settings.max_epochs} epochs "
-        f"({settings.scheduler}) into {uri.shown(settings.experiment_uri)}"
-    )
+    say(f"{_what_runs(settings)} into {uri.shown(settings.experiment_uri)}")
     outcome = run_search(settings, prepared, callbacks=_tracking_callbacks(settings))
     say(
         f"search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
@@ -162,6 +158,28 @@ def preflight(settings: SearchSettings) -> None:
         gpus = torch.cuda.device_count()
     machine = ClusterInfo(address=None, cpus=os.cpu_count() or 1, gpus=gpus, nodes=1)
     capacity.check_fits(settings, machine)
+
+
+def _what_runs(settings: SearchSettings) -> str:
+    """``searching 24 trials × up to 12 epochs (asha)``, or until the time budget is spent (on a
+    resume, with what is left of it): the trial cap a budget runs under is not a number to show."""
+    from poptune.search.settings import BUDGET_SAMPLE_CAP
+
+    verb = "resuming" if settings.resume else "searching"
+    epochs = f"up to {settings.max_epochs} epochs ({settings.scheduler})"
+    budget = settings.time_budget
+    if budget is None or settings.num_samples < BUDGET_SAMPLE_CAP:
+        trials = f"{settings.num_samples} trials × {epochs}"
+        return f"{verb} {trials}" + (f", for at most {budget:g} s" if budget else "")
+    if not settings.resume:
+        return f"{verb} trials of {epochs} until the time budget of {budget:g} s is spent"
+    from poptune.search.experiment_files import previous_wall_s
+
+    left = max(0.0, budget - previous_wall_s(settings))
+    return (
+        f"{verb} trials of {epochs} until the time budget is spent ({left:.0f} s of "
+        f"{budget:g} s left)"
+    )
 
 
 def _require_storage_folder(storage: str) -> None:

@@ -66,6 +66,9 @@ CASES = [
          "--max-epochs must be a positive integer, but got 0"),
     Case("`--max-epochs -3`", ("run", "--max-epochs", "-3"),
          "--max-epochs must be a positive integer, but got -3"),
+    Case("`--max-epochs 1000000000`", ("run", "--max-epochs", "1000000000"),
+         "--max-epochs must be at most 100000 (no trial here runs that long; to search for a "
+         "while, give --time-budget), but got 1000000000"),
     Case("`--num-samples abc`", ("search", "--num-samples", "abc"),
          "argument --num-samples: expected an integer, but got 'abc'"),
     Case("`--max-concurrent 512` on this machine", ("search", "--max-concurrent", "512"),

@@ -132,3 +132,51 @@ def _described(pids: list[int]) -> str:
 def _wait_gone(pids: list[int], deadline: float) -> None:
     while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.5)
+
+
+def test_a_cut_short_tuner_pkl_is_rebuilt_and_the_search_continues_from_its_state(
+    cli, ray_cluster, ray_env, tmp_path_factory, tmp_path
+):
+    """A tuner.pkl cut short (a full disk, a crash mid-write) is written again from
+    poptune_search.json; Tune then resumes from the trials and searcher state beside it. A searcher
+    built afresh instead would start the SAMPLES trials over: the count shows which one ran."""
+    original = asha_experiment(ray_cluster, Path(ray_env["RAY_AUTH_TOKEN_PATH"]), tmp_path_factory)
+    exp = tmp_path / "runs" / "cut"
+    shutil.copytree(original, exp)
+    whole = (exp / "tuner.pkl").read_bytes()
+    (exp / "tuner.pkl").write_bytes(whole[: len(whole) // 2])
+
+    args = ("search", "--address", ray_cluster.address, "--storage", exp.parent, "--name", "cut")
+    r = cli(*args, "--resume", env=ray_env)
+    assert r.code == 0, r.err[-3000:]
+    assert f"poptune: warning: {exp / 'tuner.pkl'} is damaged (" in r.err
+    assert "search continues from its saved trials and searcher state" in r.err
+    results = read_results(exp)
+    assert len(results.trials) == SAMPLES and results.terminated == SAMPLES
+    study = optuna.load_study(study_name="cut", storage=f"sqlite:///{exp / STUDY_FILE}")
+    assert len(study.trials) == SAMPLES
+    # The file is whole again: the next resume reads it without a word.
+    again = cli(*args, "--resume", env=ray_env)
+    assert again.code == 0, again.err[-3000:]
+    assert "damaged" not in again.err
+
+
+def test_a_cut_short_tuner_pkl_without_the_state_to_rebuild_it_names_the_file(
+    cli, ray_cluster, ray_env, tmp_path_factory, tmp_path
+):
+    original = asha_experiment(ray_cluster, Path(ray_env["RAY_AUTH_TOKEN_PATH"]), tmp_path_factory)
+    exp = tmp_path / "runs" / "gone"
+    shutil.copytree(original, exp)
+    (exp / "tuner.pkl").write_bytes(b"")
+    for state in exp.glob("searcher-state-*.pkl"):
+        state.unlink()
+
+    r = cli("search", "--address", ray_cluster.address, "--storage", exp.parent, "--name",
+            "gone", "--resume", env=ray_env)  # fmt: skip
+    assert r.code == 2, r.err[-3000:]
+    assert r.err.strip().splitlines()[-1] == (
+        f"poptune: error: --resume: {exp / 'tuner.pkl'} is damaged (Ran out of input), and the "
+        "experiment has no searcher-state-*.pkl to continue from; its trials cannot be resumed: "
+        "start a new search with another --name (or --force)"
+    )
+    assert "internal error" not in r.err

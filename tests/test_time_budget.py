@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import optuna
 import pytest
 from ray.tune.search import Searcher
 
+from poptune.analysis.results import read_results
 from poptune.metric import METRIC, MODE
 from poptune.search import searcher as searcher_module
 from poptune.search.searcher import PoptuneOptunaSearch
@@ -121,3 +123,69 @@ def test_run_with_a_time_budget_end_to_end(ray_cluster, ray_token, tmp_path):
     assert "finalists (retrained" in proc.stdout
     report = (tmp_path / "runs" / "budget" / "analysis" / "report.md").read_text()
     assert "## Finalists" in report and "time budget 6 s" in report
+
+
+def test_the_settings_own_the_budget_and_name_defaults():
+    """The Python API gets what the command line gets: no trial cap under a budget, and a new
+    experiment name for every search."""
+    assert SearchSettings().num_samples == 24
+    assert SearchSettings(time_budget=30).num_samples == BUDGET_SAMPLE_CAP
+    assert SearchSettings(time_budget=30, num_samples=5).num_samples == 5
+    names = {SearchSettings().name for _ in range(50)}  # within the same second, too
+    assert len(names) == 50
+    assert all(re.fullmatch(r"poptune-\d{8}-\d{6}-[0-9a-f]{4}", n) for n in names)
+
+
+@pytest.mark.ray
+def test_the_budget_bounds_the_wall_not_only_the_starts(ray_cluster, ray_token, tmp_path):
+    """Trials far from their last epoch end after the epoch in which the budget runs out, as
+    finished trials the analysis can use; the line a user reads names the budget, not a cap."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(ray_token)}
+    args = [sys.executable, "-m", "poptune", "search", "--address", ray_cluster.address,
+            "--synthetic-rows", "1500", "--time-budget", "8", "--max-epochs", "50000",
+            "--scheduler", "fifo", "--max-concurrent", "2",
+            "--storage", str(tmp_path / "runs"), "--name", "long"]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "until the time budget of 8 s is spent" in proc.stdout
+    assert str(BUDGET_SAMPLE_CAP) not in proc.stdout
+    assert "0 errored, 0 unfinished" in proc.stdout
+    meta = json.loads((tmp_path / "runs" / "long" / "poptune_search.json").read_text())
+    # Each trial could have run 50,000 epochs (hours); the search ended soon after its budget.
+    assert 8 <= meta["wall_s"] < 8 + 120
+    results = read_results(tmp_path / "runs" / "long")
+    assert results.trials and all(t.status == "TERMINATED" for t in results.trials)
+    assert all(1 <= t.epochs < 50_000 for t in results.trials)
+    best = json.loads((tmp_path / "runs" / "long" / "best_config.json").read_text())
+    assert best["family"] in {t.config.family for t in results.trials}
+
+
+PYTHON_SEARCHES = """
+import sys
+import poptune
+from poptune import DataSource, SearchSettings
+
+common = dict(data=DataSource(synthetic_rows=600), max_epochs=1, storage=sys.argv[1])
+quiet = lambda _: None
+budgeted = poptune.search(SearchSettings(time_budget=30, **common), log=quiet)
+first = poptune.search(SearchSettings(num_samples=1, **common), log=quiet)
+second = poptune.search(SearchSettings(num_samples=1, **common), log=quiet)
+print("RESULT", len(budgeted.trials), first.location, second.location, len(second.trials))
+"""
+
+
+@pytest.mark.ray
+def test_python_search_with_a_budget_runs_past_24_trials_and_names_itself(
+    ray_cluster, ray_env, tmp_path
+):
+    """From Python, as a notebook would: a budget alone decides how many trials run, and two
+    default-named searches in a row each get a folder of their own."""
+    env = {**os.environ, **ray_env, "RAY_ADDRESS": ray_cluster.address}
+    args = [sys.executable, "-c", PYTHON_SEARCHES, str(tmp_path / "runs")]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    _, budgeted, first, second, second_trials = line.split()
+    assert int(budgeted) > 24
+    assert first != second and int(second_trials) == 1
+    assert len(list((tmp_path / "runs").iterdir())) == 3

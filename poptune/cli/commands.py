@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from poptune.cli.parser import analysis_options, option_values
@@ -32,12 +31,8 @@ def run_command(args: argparse.Namespace) -> int:
 def search_settings(values: dict[str, Any]):
     from poptune.data import DataSource
     from poptune.search import SearchSettings
-    from poptune.search.settings import BUDGET_SAMPLE_CAP
 
     kwargs = {o.name: values[o.name] for o in options_of(SearchSettings) if o.name in values}
-    kwargs.setdefault("name", time.strftime("poptune-%Y%m%d-%H%M%S"))
-    if values.get("time_budget") is not None:
-        kwargs.setdefault("num_samples", BUDGET_SAMPLE_CAP)
     if values.get("data"):
         source = DataSource(path=values["data"])
     else:

@@ -9,10 +9,13 @@ too; options that cannot change mid-search are refused rather than silently igno
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+import pyarrow.fs
 
 from poptune import uri
 from poptune.data import DataSource
@@ -20,7 +23,16 @@ from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json
 from poptune.layout import SEARCH_FILE
 from poptune.search.settings import SearchSettings
-from poptune.storage.remote import read_json_uri
+from poptune.storage.remote import filesystem, read_json_uri
+
+TUNER_FILE = "tuner.pkl"  # Tune's pickled Tuner: its configs, searcher and callbacks
+# What Tune resumes from besides tuner.pkl: the trials, and the searcher's state.
+_RESUME_STATE = {
+    "experiment_state-*.json": "experiment_state-",
+    "searcher-state-*.pkl": "searcher-state-",
+}
+# How a cut-short or emptied pickle fails to load, and a missing one (pyarrow: FileNotFoundError).
+DAMAGED_PICKLE = (pickle.UnpicklingError, EOFError, FileNotFoundError)
 
 # Where the experiment is, how to reach the cluster, how to resume: these may differ from the
 # start (and --force cannot be given with --resume at all).
@@ -134,3 +146,40 @@ def saved_trial_counts(experiment: str) -> SavedCounts:
         terminated=statuses.count("TERMINATED"),
         errored=statuses.count("ERROR"),
     )
+
+
+def rebuildable_tuner_state(experiment: str, damage: BaseException) -> str:
+    """The line to show when ``tuner.pkl`` of ``experiment`` cannot be read, if the rest of Tune's
+    state is there to continue from; otherwise an ExperimentError naming the file and the way out.
+
+    tuner.pkl holds nothing a resume needs that poptune cannot rebuild from poptune_search.json:
+    Tune takes the trials from experiment_state-*.json and the searcher (its study, what it
+    suggested, the time spent) from searcher-state-*.pkl, over what tuner.pkl held.
+    """
+    where = uri.shown(uri.join(experiment, TUNER_FILE))
+    why = str(damage) or type(damage).__name__
+    names = _top_level_names(experiment)
+    missing = [
+        pattern
+        for pattern, prefix in _RESUME_STATE.items()
+        if not any(n.startswith(prefix) for n in names)
+    ]
+    if missing:
+        raise ExperimentError(
+            f"--resume: {where} is damaged ({why}), and the experiment has no "
+            f"{' or '.join(missing)} to continue from; its trials cannot be resumed: start a "
+            "new search with another --name (or --force)"
+        ) from damage
+    return (
+        f"{where} is damaged ({why}); rebuilt it from {SEARCH_FILE}, and the search continues "
+        "from its saved trials and searcher state"
+    )
+
+
+def _top_level_names(experiment: str) -> list[str]:
+    if uri.is_remote(experiment):
+        fs, path = filesystem(experiment)
+    else:
+        fs, path = filesystem(str(uri.local_path(experiment).absolute()))
+    selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
+    return [info.base_name for info in fs.get_file_info(selector)]

@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import optuna
 from ray import tune
@@ -32,7 +33,7 @@ from poptune.search.experiment_files import (
     write_search_file,
 )
 from poptune.search.progress import TrialProgress
-from poptune.search.resume import saved_trial_counts
+from poptune.search.resume import DAMAGED_PICKLE, rebuildable_tuner_state, saved_trial_counts
 from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
 from poptune.search.searcher import PoptuneOptunaSearch, study_copy_of_this_run
 from poptune.search.settings import SearchSettings
@@ -102,40 +103,15 @@ def run_search(
         )
         if warning:
             print(f"poptune: warning: {warning}", file=sys.stderr, flush=True)
-        trainable = _trainable(settings, prepared, trainable)
-        if settings.resume:
-            tuner = tune.Tuner.restore(
-                settings.experiment_uri,
-                trainable=trainable,
-                resume_unfinished=True,
-                resume_errored=settings.retry_errored,
-            )
-        else:
-            limit = capacity.max_concurrent(settings, cluster, autoscaling)
-            print(
-                f"poptune: up to {limit} trial(s) at once {_where(cluster, autoscaling)}",
-                flush=True,
-            )
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=_tune_config(settings, max_concurrent=limit, study_file=study_file),
-                run_config=tune.RunConfig(
-                    name=settings.name,
-                    storage_path=settings.storage_uri,
-                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    # Keep every checkpoint while the search runs: with num_to_keep, Tune
-                    # deletes the checkpoint its last saved state points to before it saves
-                    # the next state, so a driver killed in between could not resume that
-                    # trial. Old checkpoints are pruned once the search has finished.
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                    callbacks=[
-                        TrialProgress(settings.num_samples, settings.max_epochs),
-                        TrialTensorBoard(settings.max_epochs),
-                        *callbacks,
-                    ],
-                    verbose=0,
-                ),
-            )
+        # What is left of the budget from now: earlier runs of a resumed search spent the rest.
+        deadline = None
+        if settings.time_budget is not None:
+            deadline = time.time() + max(0.0, settings.time_budget - wall_before)
+        trainable = _trainable(settings, prepared, trainable, deadline=deadline)
+        new_tuner = partial(
+            _new_tuner, settings, trainable, cluster, autoscaling, study_file, callbacks
+        )
+        tuner = _restored_tuner(settings, trainable, new_tuner) if settings.resume else new_tuner()
         write_search_file(settings, prepared, wall_s=None)
         started = time.perf_counter()
         with sigterm_as_sigint():  # pre-emption: save state and stop, as on Ctrl-C
@@ -167,6 +143,63 @@ def run_search(
     )
 
 
+def _new_tuner(
+    settings: SearchSettings,
+    trainable,
+    cluster: ClusterInfo,
+    autoscaling: Autoscaling | None,
+    study_file: StudyFile | None,
+    callbacks: Sequence[tune.Callback],
+) -> tune.Tuner:
+    """The Tuner of a new search (it writes the experiment's tuner.pkl)."""
+    limit = capacity.max_concurrent(settings, cluster, autoscaling)
+    print(f"poptune: up to {limit} trial(s) at once {_where(cluster, autoscaling)}", flush=True)
+    return tune.Tuner(
+        trainable,
+        tune_config=_tune_config(settings, max_concurrent=limit, study_file=study_file),
+        run_config=tune.RunConfig(
+            name=settings.name,
+            storage_path=settings.storage_uri,
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            # Keep every checkpoint while the search runs: with num_to_keep, Tune deletes the
+            # checkpoint its last saved state points to before it saves the next state, so a
+            # driver killed in between could not resume that trial. Old checkpoints are
+            # pruned once the search has finished.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=[
+                TrialProgress(settings.num_samples, settings.max_epochs),
+                TrialTensorBoard(settings.max_epochs),
+                *callbacks,
+            ],
+            verbose=0,
+        ),
+    )
+
+
+def _restored_tuner(
+    settings: SearchSettings, trainable, new_tuner: Callable[[], tune.Tuner]
+) -> tune.Tuner:
+    """Tune's Tuner of the experiment, from its tuner.pkl; if that file is cut short (a full
+    disk, a crash while it was written), it is written again as a new search would, and Tune
+    resumes from the trials and searcher state it saved beside it."""
+
+    def restore() -> tune.Tuner:
+        return tune.Tuner.restore(
+            settings.experiment_uri,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=settings.retry_errored,
+        )
+
+    try:
+        return restore()
+    except DAMAGED_PICKLE as damage:
+        line = rebuildable_tuner_state(settings.experiment_uri, damage)
+    new_tuner()
+    print(f"poptune: warning: {line}", file=sys.stderr, flush=True)
+    return restore()
+
+
 def _where(cluster: ClusterInfo, autoscaling: Autoscaling | None) -> str:
     if cluster.local:
         return f"on this machine ({cluster.cpus:g} CPUs)"
@@ -186,7 +219,13 @@ def _quiet_tune() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def _trainable(settings: SearchSettings, prepared: Prepared, swapped: Callable | None = None):
+def _trainable(
+    settings: SearchSettings,
+    prepared: Prepared,
+    swapped: Callable | None = None,
+    *,
+    deadline: float | None = None,
+):
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     if swapped is not None:
         return tune.with_resources(swapped, resources)
@@ -195,6 +234,7 @@ def _trainable(settings: SearchSettings, prepared: Prepared, swapped: Callable |
         seed=settings.seed,
         threads=max(1, int(settings.cpus_per_trial)),
         use_gpu=settings.gpus_per_trial > 0,
+        deadline=deadline,
     )
     # with_parameters puts the arrays in the object store once; trials read them zero-copy.
     # Only what training reads: no test rows, and no scaler whose unpickling imports sklearn.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,10 @@ SCHEDULERS = ("asha", "fifo")
 SAMPLERS = ("tpe", "random")
 # --time-budget without --num-samples: the budget alone decides when the search stops.
 BUDGET_SAMPLE_CAP = 100_000
+DEFAULT_NUM_SAMPLES = 24
+# More epochs than any trial here could run (at a second an epoch, 28 hours): a larger number is
+# a typo or a stand-in for "no limit", which is what --time-budget is for.
+MAX_EPOCHS_CAP = 100_000
 # URI schemes pyarrow's filesystem layer (Ray's storage backend) understands.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
 # Tracking URI schemes MLflow's client understands; a plain path means a local file store.
@@ -56,10 +62,12 @@ class SearchSettings:
     data: DataSource = field(default_factory=DataSource)
     # fmt: off
     # One option a field, as a table: default, metavar, parser or choices, help.
-    num_samples: int = option(24, "N", parse=integer,
+    # None: 24, or with a time budget as many as it allows (BUDGET_SAMPLE_CAP).
+    num_samples: int = option(None, "N", parse=integer,
         help="trials to run (default: 24; with --time-budget, as many as the budget allows)")
     time_budget: float | None = option(None, "SECONDS|10m|2h", parse=parse_duration,  # seconds
-        help="stop starting trials once this much time is spent; running trials finish")
+        help="stop the search once this much time is spent: no new trials, and the running "
+        "ones end after the epoch they are in")
     max_epochs: int = option(12, "E", parse=integer,
         help="epochs of a trial that is not stopped early (default: 12)")
     scheduler: str = option("asha", choices=SCHEDULERS,
@@ -77,7 +85,9 @@ class SearchSettings:
         help="Ray cluster to join (default: $RAY_ADDRESS, else a private local Ray)")
     storage: str = option("runs", "PATH|URI",
         help="where experiments live: a path or s3://, gs:// URI (default: ./runs)")
-    name: str = option("poptune", "NAME", help="experiment name (default: poptune-<date>-<time>)")
+    # None: a new name for each search, so that two searches in a row never meet.
+    name: str = option(None, "NAME",
+        help="experiment name (default: poptune-<date>-<time>-<4 hex digits>)")
     seed: int = option(0, "S", parse=integer, help="seed of split, sampler, models (default 0)")
     dedupe: str = option("track_id", choices=DEDUPE_CHOICES,
         help="keep one row per track_id (default) or none (the reference's protocol)")
@@ -97,8 +107,18 @@ class SearchSettings:
     # fmt: on
 
     def __post_init__(self) -> None:
+        if self.num_samples is None:
+            default = DEFAULT_NUM_SAMPLES if self.time_budget is None else BUDGET_SAMPLE_CAP
+            object.__setattr__(self, "num_samples", default)
+        if self.name is None:
+            object.__setattr__(self, "name", default_name())
         _positive_int("num-samples", self.num_samples)
         _positive_int("max-epochs", self.max_epochs)
+        if self.max_epochs > MAX_EPOCHS_CAP:
+            raise UsageError(
+                f"--max-epochs must be at most {MAX_EPOCHS_CAP} (no trial here runs that long; "
+                f"to search for a while, give --time-budget), but got {self.max_epochs}"
+            )
         _positive_int("grace-period", self.grace_period)
         check_choices(self, "scheduler", "sampler")
         if self.max_concurrent is not None:
@@ -152,6 +172,12 @@ class SearchSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def default_name() -> str:
+    """``poptune-20261202-231500-3fa1``: when it started, and four random hex digits so that
+    two searches started in the same second do not share a folder."""
+    return time.strftime("poptune-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def _mlflow_uri(value: object) -> str:

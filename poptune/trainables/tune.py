@@ -27,6 +27,14 @@ class TrialSettings:
     seed: int
     threads: int
     use_gpu: bool
+    # The search's time budget, as a wall-clock time (time.time(), comparable across nodes):
+    # a trial still running then ends after the epoch it is in, as a finished trial with its
+    # checkpoint and best epoch, so that the budget bounds the search's wall, not only its starts.
+    deadline: float | None = None
+
+
+class _BudgetSpent(Exception):
+    """Raised after an epoch's report once the deadline has passed: ends `fit` early."""
 
 
 def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> None:
@@ -57,6 +65,8 @@ def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> N
         # An epoch's freed temporaries (the shuffled copy, activations, the validation pass)
         # go back to the OS now, so the next epoch's do not stack on them (a few ms).
         _return_freed_memory()
+        if settings.deadline is not None and time.time() >= settings.deadline:
+            raise _BudgetSpent
 
     try:
         fit(
@@ -69,6 +79,8 @@ def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> N
             on_epoch=report,
             resume_from=resume_from,
         )
+    except _BudgetSpent:
+        pass  # the epoch is reported and checkpointed: the trial ends here, finished
     finally:
         _return_freed_memory()
 
