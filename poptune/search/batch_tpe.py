@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import TPESampler
-from optuna.samplers._tpe import sampler as _tpe_sampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from poptune.compat.optuna_private import tpe_sampler as _tpe_sampler
 from poptune.search.fast_tpe import RememberedParams
 
 BATCH_ABOVE = 8  # trials running: with this many or fewer, each suggestion has its own fit

@@ -31,11 +31,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-try:  # Optuna's private modules: if a later Optuna moves them, TPE runs at its own speed
-    from optuna.samplers._tpe import _truncnorm
-    from optuna.samplers._tpe import sampler as _tpe_sampler
-except ImportError:  # pragma: no cover
-    _truncnorm = _tpe_sampler = None
+from poptune.compat.optuna_private import tpe_sampler as _tpe_sampler
+from poptune.compat.optuna_private import truncnorm as _truncnorm
 
 
 def log_ndtr(a: np.ndarray) -> np.ndarray:

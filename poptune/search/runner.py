@@ -20,6 +20,7 @@ from poptune.cluster.autoscale import Autoscaling, find_autoscaling
 from poptune.cluster.capacity import ClusterInfo
 from poptune.cluster.session import ray_session
 from poptune.cluster.storage import local_storage_warning
+from poptune.compat import optuna_private
 from poptune.data import Prepared
 from poptune.errors import UsageError
 from poptune.layout import STUDY_FILE
@@ -288,6 +289,10 @@ def _sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
     # parallel slots are not all sent to the same spot. The window bounds what a suggestion
     # costs in a long search, and once it is full a fit of TPE's model serves several
     # suggestions when many trials run (window.py and batch_tpe.py say what each trades).
+    if not optuna_private.fast_paths():
+        return optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+        )
     return WindowedSampler(
         BatchTPESampler(
             seed=settings.seed,

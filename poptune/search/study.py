@@ -28,15 +28,20 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.trial import FrozenTrial
 from sqlalchemy import event
+
+from poptune.compat import optuna_private
+from poptune.compat.optuna_private import CachedStorage as _CachedStorage
+from poptune.compat.optuna_private import StudyInfo as _StudyInfo
 
 
 def driver_study_storage(storage: optuna.storages.BaseStorage | None):
     """``storage`` as the search's driver should use it (see the module); others as they are."""
     if not isinstance(storage, optuna.storages.RDBStorage):
         return storage
+    if not optuna_private.fast_paths():
+        return fast_commits(storage)
     return SingleWriterStorage(fast_commits(storage))
 
 

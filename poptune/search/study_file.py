@@ -25,6 +25,7 @@ not yet written again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import defaultdict
@@ -34,23 +35,25 @@ from typing import Any
 
 import optuna
 from optuna.distributions import distribution_to_json
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from poptune.compat import optuna_private
+from poptune.compat.optuna_private import rdb_models as models
 from poptune.search.study import fast_commits
 
-TRIALS = models.TrialModel.__table__
-# Every table that holds rows of a trial (a trial's own row is deleted after them).
-TRIAL_TABLES = (
-    models.TrialParamModel,
-    models.TrialValueModel,
-    models.TrialIntermediateValueModel,
-    models.TrialUserAttributeModel,
-    models.TrialSystemAttributeModel,
-    models.TrialHeartbeatModel,
-)
+if models is not None:  # else only the public path of StudyFile.write is taken
+    TRIALS = models.TrialModel.__table__
+    # Every table that holds rows of a trial (a trial's own row is deleted after them).
+    TRIAL_TABLES = (
+        models.TrialParamModel,
+        models.TrialValueModel,
+        models.TrialIntermediateValueModel,
+        models.TrialUserAttributeModel,
+        models.TrialSystemAttributeModel,
+        models.TrialHeartbeatModel,
+    )
 
 
 class StudyFile:
@@ -85,6 +88,9 @@ class StudyFile:
             if self._storage is None:
                 # Optuna's storage creates the tables (or checks their version) on opening.
                 self._storage = fast_commits(optuna.storages.RDBStorage(self.url))
+            if not optuna_private.fast_paths():
+                self._write_public(study)
+                return
             session = self._storage.scoped_session()
             try:
                 if self._study_id < 0:
@@ -106,6 +112,18 @@ class StudyFile:
             if self._storage is not None:
                 self._storage.engine.dispose()  # close the file: the next write reopens it
             self._reset()
+
+    def _write_public(self, study: optuna.Study) -> None:
+        """The whole study written again through Optuna's public API: several transactions
+        and a look-up per row, so a reader may see it half written until the next save."""
+        assert self._storage is not None
+        with contextlib.suppress(KeyError):  # KeyError: not in the file yet
+            optuna.delete_study(study_name=self.study_name, storage=self._storage)
+        copy = optuna.create_study(
+            storage=self._storage, study_name=self.study_name, directions=study.directions
+        )
+        trials = study.get_trials(deepcopy=False)
+        copy.add_trials(t for t in trials if t.state != TrialState.WAITING)
 
     def _replace_study(self, session: Session, study: optuna.Study) -> int:
         """The file's study of this name, emptied (or made); its id."""

@@ -35,10 +35,10 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, TPESampler
-from optuna.samplers._tpe.sampler import default_gamma
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from poptune.compat.optuna_private import default_gamma
 from poptune.search.fast_tpe import faster_tpe
 
 RECENT = 200

@@ -1,0 +1,62 @@
+"""Optuna's private names, reached from here only (see :mod:`poptune.compat`).
+
+What uses them, and the public path each falls back to:
+
+- the windowed, batched TPE (``search/window.py``, ``search/batch_tpe.py``, ``search/fast_tpe.py``:
+  TPE's ``default_gamma``, ``_split_trials``, ``_truncnorm``, ``Study._get_trials`` and
+  ``TPESampler``'s private steps) → Optuna's own ``TPESampler`` with the same settings;
+- the single-writer cached storage of ``--study-storage`` (``search/study.py``: ``_CachedStorage``)
+  → Optuna's ``RDBStorage``;
+- the study copy written in bulk into Optuna's tables (``search/study_file.py``: the models of
+  ``optuna.storages._rdb``) → the study rewritten through Optuna's public API at each save.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from poptune.compat import public_paths_forced, warn_once
+
+# The Optuna releases (major, minor) whose private code the fast paths were written against:
+# batch_tpe.py copies a method of 5.0's TPESampler, and tests/test_batch_tpe.py guards it.
+WRITTEN_FOR = ((5, 0),)
+
+try:
+    from optuna.samplers._tpe import _truncnorm as truncnorm
+    from optuna.samplers._tpe import sampler as tpe_sampler
+    from optuna.samplers._tpe.sampler import default_gamma
+    from optuna.storages._cached_storage import _CachedStorage as CachedStorage
+    from optuna.storages._cached_storage import _StudyInfo as StudyInfo
+    from optuna.storages._rdb import models as rdb_models
+
+    _missing: str | None = None
+except ImportError as exc:  # a later Optuna moved them: the public paths below are taken
+    truncnorm = tpe_sampler = default_gamma = rdb_models = StudyInfo = None  # type: ignore[assignment]
+    # A base that defines every storage method, so that subclasses here still import.
+    CachedStorage = optuna.storages.BaseStorage  # type: ignore[assignment,misc]
+    _missing = str(exc)
+
+
+def installed_version() -> tuple[int, int]:
+    major, minor = optuna.__version__.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def fast_paths() -> bool:
+    """True when the private names can be used: they import, and this Optuna is one they were
+    written for. Otherwise False, and one warning says which Optuna runs on the public paths."""
+    if public_paths_forced():
+        reason = "POPTUNE_PUBLIC_PATHS is set"
+    elif _missing is not None:
+        reason = f"Optuna {optuna.__version__} lacks a private name poptune uses ({_missing})"
+    elif installed_version() not in WRITTEN_FOR:
+        written = ", ".join(f"{a}.{b}" for a, b in WRITTEN_FOR)
+        reason = f"Optuna {optuna.__version__} is not a version poptune was written for ({written})"
+    else:
+        return True
+    warn_once(
+        "optuna",
+        f"{reason}; using Optuna's own TPESampler and storage API (the same search, slower "
+        "per suggestion at thousands of trials)",
+    )
+    return False
