@@ -28,6 +28,7 @@ from poptune.layout import (
     SEARCH_FILE,
 )
 from poptune.options import changed_fields
+from poptune.process_state import keeps_process_state
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
@@ -43,6 +44,7 @@ def _progress(message: str) -> None:
     print(f"poptune: {message}", flush=True)
 
 
+@keeps_process_state
 def search(
     settings: SearchSettings, *, log: Log | None = None, given: Collection[str] | None = None
 ) -> Experiment:
@@ -110,6 +112,7 @@ def search(
     return open_experiment(location, search=meta, results=results)
 
 
+@keeps_process_state
 def analyze(
     location: str | Path, settings: AnalyzeSettings | None = None, *, log: Log | None = None
 ) -> Experiment:
@@ -121,6 +124,7 @@ def analyze(
     return _analyze(str(location), settings or AnalyzeSettings(), log or print)
 
 
+@keeps_process_state
 def run(
     settings: SearchSettings,
     analyze: AnalyzeSettings | None = None,

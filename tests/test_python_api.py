@@ -88,3 +88,43 @@ def test_the_worked_example_runs_as_written(ray_cluster, ray_env, tmp_path):
     # The first trial is the reference model, so its row carries all three widths.
     reference = trials[(trials["family"] == "MLP3LayerDropout") & (trials["width_1"] == 128)]
     assert len(reference) == 1 and reference["dropout"].iloc[0] == 0.2
+
+
+STATE_SCRIPT = """
+import logging, os, sys, warnings
+import torch
+import poptune
+from poptune import AnalyzeSettings, DataSource, SearchSettings
+
+torch.set_num_threads(1)
+torch.manual_seed(1234)
+logging.getLogger("optuna").setLevel(logging.DEBUG)
+
+def state():
+    return (torch.get_num_threads(), torch.random.get_rng_state().tolist(), dict(os.environ),
+            logging.getLogger("optuna").level, logging.getLogger("ray.tune").level,
+            list(warnings.filters))
+
+before = state()
+settings = SearchSettings(data=DataSource(synthetic_rows=600), num_samples=2, max_epochs=1,
+                          storage=sys.argv[1], name="state")
+poptune.run(settings, AnalyzeSettings(seeds=1, finalists=1), log=lambda _: None)
+after = state()
+names = ("threads", "rng", "environ", "optuna logger", "ray.tune logger", "warnings")
+print("CHANGED", [n for n, b, a in zip(names, before, after) if b != a])
+print("DRAW", torch.rand(1).item(), torch.manual_seed(1234) and torch.rand(1).item())
+"""
+
+
+@pytest.mark.ray
+def test_a_run_leaves_the_callers_process_as_it_found_it(ray_cluster, ray_env, tmp_path):
+    """Threads, the global random stream, the environment, logger levels and warning filters
+    are the notebook's own again once poptune.run returns (training sets threads and seeds,
+    the search sets Ray's environment and quiets Optuna and Tune)."""
+    env = {**os.environ, **ray_env, "RAY_ADDRESS": ray_cluster.address}
+    args = [sys.executable, "-c", STATE_SCRIPT, str(tmp_path / "runs")]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "CHANGED []" in proc.stdout.splitlines()
+    draw = next(x for x in proc.stdout.splitlines() if x.startswith("DRAW")).split()
+    assert draw[1] == draw[2]  # the stream goes on from where the caller's seed left it
