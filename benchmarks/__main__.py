@@ -14,6 +14,10 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
     sampler   TPE with several suggestions a fit vs one: searcher CPU and the best value
               found on a known bowl (no training; 32 and 64 trials in flight, 12 seeds; about
               5 minutes)
+    chaos     a search on 3 worker nodes that keep being SIGKILLed and replaced, against the
+              same search without kills: every trial accounted for once; and the driver's
+              memory over 10,000 surrogate trials (about 25 minutes;
+              `python -m benchmarks.chaos --quick` for a small one)
 
 Every figure is a ratio of things measured side by side in the same run: these machines are
 shared, and seconds from different runs do not compare. `make bench` runs them all (about an
@@ -30,7 +34,9 @@ from pathlib import Path
 
 from benchmarks._common import Figure, load_average, machine
 
-BENCHMARKS = ("train", "search", "estimate", "growth", "quality", "ablation", "scale", "sampler")
+BENCHMARKS = (
+    "train", "search", "estimate", "growth", "quality", "ablation", "scale", "sampler", "chaos",
+)  # fmt: skip
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
