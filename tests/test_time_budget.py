@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 from poptune.analysis.results import read_results
 from poptune.metric import METRIC, MODE
 from poptune.search import searcher as searcher_module
+from poptune.search import settings as settings_module
 from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.search.settings import BUDGET_SAMPLE_CAP, SearchSettings, parse_duration
 from poptune.spaces import define_space
@@ -125,7 +126,7 @@ def test_run_with_a_time_budget_end_to_end(ray_cluster, ray_token, tmp_path):
     assert "## Finalists" in report and "time budget 6 s" in report
 
 
-def test_the_settings_own_the_budget_and_name_defaults():
+def test_the_settings_own_the_budget_and_name_defaults(monkeypatch):
     """The Python API gets what the command line gets: no trial cap under a budget, and a new
     experiment name for every search."""
     assert SearchSettings().num_samples == 24
@@ -134,6 +135,11 @@ def test_the_settings_own_the_budget_and_name_defaults():
     names = {SearchSettings().name for _ in range(50)}  # within the same second, too
     assert len(names) == 50
     assert all(re.fullmatch(r"poptune-\d{8}-\d{6}-[0-9a-f]{4}", n) for n in names)
+    # Random digits that repeat (as four hex digits do, now and then) still give new names.
+    digits = iter(["abcd", "abcd", "abcd", "0123"])
+    monkeypatch.setattr(settings_module.secrets, "token_hex", lambda n: next(digits))
+    monkeypatch.setattr(settings_module.time, "strftime", lambda f: "poptune-20261203-120000-")
+    assert [SearchSettings().name[-4:] for _ in range(2)] == ["abcd", "0123"]
 
 
 @pytest.mark.ray

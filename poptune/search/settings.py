@@ -174,10 +174,20 @@ class SearchSettings:
         return asdict(self)
 
 
+# Every default name this process has handed out: random digits alone may repeat (four hex
+# digits do, for 50 names in a second, about once in 50 runs), and a name must not.
+_NAMES_GIVEN: set[str] = set()
+
+
 def default_name() -> str:
     """``poptune-20261202-231500-3fa1``: when it started, and four random hex digits so that
-    two searches started in the same second do not share a folder."""
-    return time.strftime("poptune-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    searches started in the same second, from several processes, are unlikely to share a
+    folder (and a shared one is refused, not overwritten); within one process never."""
+    while True:
+        name = time.strftime("poptune-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        if name not in _NAMES_GIVEN:
+            _NAMES_GIVEN.add(name)
+            return name
 
 
 def _mlflow_uri(value: object) -> str:
