@@ -23,16 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localray.cluster import LocalCluster, WorkerNode, start_head
+from localray.cluster import FAST_NODE_DEATH, LocalCluster, WorkerNode, start_head
 from localray.processes import Pid, kill_pids, process_tree
 
-# A silent node is declared dead after ~3 s instead of Ray's default ~30 s: a lost node's
-# trials are retried within seconds, so that a benchmark of minutes spans many kills.
-FAST_NODE_DEATH = {
-    "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
-}
 # Process titles of a worker node's own Ray processes, not of a task or actor.
 _NODE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
 
@@ -136,8 +129,9 @@ class Killer(threading.Thread):
     replacement at once, until :meth:`finish` (or ``max_kills``). A failure in the thread is
     kept and raised by :meth:`finish`, not lost with the thread.
 
-    With ``ready`` (for instance: the node runs a trial that has logged an epoch there) it
-    instead waits, before each kill, until some node is ready, and kills that one: on a loaded
+    With ``choose`` (given the live nodes, the one to kill now or None: for instance, a node
+    whose trial has logged an epoch there) it instead waits, before each kill, until ``choose``
+    names a node, and kills that one: on a loaded
     machine, where a restarted trial may take longer to start than a timed kill takes to come,
     timed kills can starve the search, while kills paced by its progress always leave it room
     to finish, and each one costs a trial real work that its checkpoint must save."""
@@ -148,14 +142,14 @@ class Killer(threading.Thread):
         mean_s: float,
         seed: int,
         max_kills: int | None = None,
-        ready: Callable[[Node], bool] | None = None,
+        choose: Callable[[list[Node]], Node | None] | None = None,
     ) -> None:
         super().__init__(daemon=True, name="node-killer")
         self.cluster = cluster
         self.mean_s = mean_s
         self.max_kills = max_kills
         self.kills: list[Kill] = []
-        self._ready = ready
+        self._choose = choose
         self._rng = random.Random(seed)
         self._halt = threading.Event()
         self._error: BaseException | None = None
@@ -166,18 +160,18 @@ class Killer(threading.Thread):
             while self.max_kills is None or len(self.kills) < self.max_kills:
                 if self._halt.wait(self._rng.expovariate(1.0 / self.mean_s)):
                     return
-                node = self._wait_for_ready() if self._ready is not None else None
-                if self._ready is not None and node is None:
+                node = self._wait_for_choice() if self._choose is not None else None
+                if self._choose is not None and node is None:
                     return
                 self._kill_and_replace(node)
         except BaseException as exc:  # kept for finish(): a silent thread would fake survival
             self._error = exc
 
-    def _wait_for_ready(self) -> Node | None:
-        """The first node found ready; None when told to finish first."""
-        assert self._ready is not None
+    def _wait_for_choice(self) -> Node | None:
+        """The node ``choose`` names; None when told to finish first."""
+        assert self._choose is not None
         while not self._halt.is_set():
-            node = next((n for n in list(self.cluster.nodes) if self._ready(n)), None)
+            node = self._choose(list(self.cluster.nodes))
             if node is not None:
                 return node
             self._halt.wait(0.2)

@@ -7,6 +7,7 @@ average before and after each benchmark is recorded to say how busy the machine 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import platform
@@ -68,6 +69,29 @@ def machine() -> str:
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def standalone_main(
+    module: str,
+    doc: str | None,
+    run: Callable[..., list[Figure]],
+    quick_help: str,
+    argv: list[str] | None = None,
+) -> int:
+    """``python -m MODULE [--quick]``: one benchmark alone, its figures printed (not recorded)
+    between the machine with its load before and the load after."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    print(f"{machine()}; {load_average()}", flush=True)
+    for figure in run(quick=args.quick):
+        print(figure.line(), flush=True)
+    print(f"after: {load_average()}", flush=True)
+    return 0
 
 
 @functools.cache

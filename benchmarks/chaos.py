@@ -23,7 +23,6 @@ for the memory); `python -m benchmarks.chaos --quick` a small one (printed, not 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import secrets
@@ -38,7 +37,7 @@ from typing import Any
 from benchmarks._chaos_audit import Audit, audit, epochs_by_worker
 from benchmarks._chaos_memory import MemorySpec
 from benchmarks._chaos_nodes import ChaosCluster, Kill, Killer, Node, chaos_cluster
-from benchmarks._common import Figure, load_average, machine
+from benchmarks._common import Figure, standalone_main
 from benchmarks._scale_procs import run_alone, work_dir
 from localray.env import private_ray_env
 from localray.processes import kill_pids, process_tree
@@ -174,16 +173,19 @@ class ChaosResult:
 def killing(cluster: ChaosCluster, run: SearchRun, size: ChaosSize, seed: int) -> Iterator[Killer]:
     """A node killer on ``cluster`` from the first trial on, stopped (and joined) on exit: it
     must not start a node while the cluster goes down."""
-    ready = None
+    choose = None
     if size.kill_after_epochs is not None:
         need = size.kill_after_epochs
 
-        def ready(node: Node) -> bool:
-            node_id, pids = node.worker.node_id(), node.busy_pids()
-            done = epochs_by_worker(run.exp_dir)
-            return any(done[(node_id, pid)] >= need for pid in pids)
+        def choose(nodes: list[Node]) -> Node | None:
+            done = epochs_by_worker(run.exp_dir)  # read once for every node
+            for node in nodes:
+                node_id = node.worker.node_id()
+                if any(done[(node_id, pid)] >= need for pid in node.busy_pids()):
+                    return node
+            return None
 
-    killer = Killer(cluster, size.mean_kill_s, seed, max_kills=size.max_kills, ready=ready)
+    killer = Killer(cluster, size.mean_kill_s, seed, max_kills=size.max_kills, choose=choose)
     wait_until_busy(cluster, run)
     killer.start()
     try:
@@ -385,17 +387,7 @@ def _said(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.chaos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a small run (development)")
-    args = parser.parse_args(argv)
-    print(f"{machine()}; {load_average()}", flush=True)
-    for figure in run(quick=args.quick):
-        print(figure.line(), flush=True)
-    return 0
+    return standalone_main("benchmarks.chaos", __doc__, run, "a small run (development)", argv)
 
 
 if __name__ == "__main__":

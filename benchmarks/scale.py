@@ -31,7 +31,6 @@ about 31 minutes on 2 cores); `python -m benchmarks.scale --quick` a small one f
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import Figure, load_average, machine
+from benchmarks._common import Figure, standalone_main
 from benchmarks._ray_floor import FloorSpec
 from benchmarks._scale_procs import own_head, run_alone, started, work_dir
 from benchmarks._scale_run import RunSpec
@@ -388,20 +387,8 @@ def _said(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.scale",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="32 and 64 slots, 300 trials each (development)"
-    )
-    args = parser.parse_args(argv)
-    print(f"{machine()}; {load_average()}", flush=True)
-    for figure in run(quick=args.quick):
-        print(figure.line(), flush=True)
-    print(f"after: {load_average()}", flush=True)
-    return 0
+    quick = "32 and 64 slots, 300 trials each (development)"
+    return standalone_main("benchmarks.scale", __doc__, run, quick, argv)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from localray.cluster import LocalCluster, WorkerNode, start_head
+from localray.cluster import FAST_NODE_DEATH, LocalCluster, WorkerNode, start_head
 from localray.processes import kill_pids
 from poptune.analysis.results import read_results
 
 pytestmark = pytest.mark.ray
-
-FAST_NODE_DEATH = {
-    "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
-}
 
 
 @pytest.fixture(scope="module")
