@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,15 +155,20 @@ def _rows(result_file: Path) -> list[dict]:
     return rows
 
 
-def epochs_by_worker(exp_dir: Path) -> Counter:
-    """Epoch rows logged so far, by (node id, worker pid) of the process that trained them:
-    how much work a trial running now has done on its node, read while the search runs."""
-    return Counter(
-        (row.get("node_id"), row.get("pid"))
-        for path in exp_dir.glob("*/result.json")
-        for row in _rows(path)
-        if "epoch" in row
-    )
+def running_epochs(result_files: Iterable[Path], max_epochs: int) -> Counter:
+    """Epochs each trial still running has logged since it last (re)started, by the (node id,
+    worker pid) that trains it now: how much work a kill of that node would cost it. A trial
+    whose last row is its last epoch is left out, as its worker may already be idle."""
+    running: Counter = Counter()
+    for path in result_files:
+        rows = [r for r in _rows(path) if "epoch" in r]
+        if not rows or rows[-1].get("done") or int(rows[-1]["epoch"]) >= max_epochs:
+            continue
+        workers = [(r.get("node_id"), r.get("pid")) for r in rows]
+        running[workers[-1]] = sum(
+            1 for _ in itertools.takewhile(workers[-1].__eq__, workers[::-1])
+        )
+    return running
 
 
 def _trial_audit(trial) -> TrialAudit:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._chaos_audit import Audit, audit, epochs_by_worker
+from benchmarks._chaos_audit import Audit, audit, running_epochs
 from benchmarks._chaos_memory import MemorySpec
 from benchmarks._chaos_nodes import ChaosCluster, Kill, Killer, Node, chaos_cluster
 from benchmarks._common import Figure, standalone_main
@@ -169,6 +169,19 @@ class ChaosResult:
         return sum(bool(k.busy) for k in self.kills)
 
 
+def live_result_files(cluster: ChaosCluster, run: SearchRun) -> list[Path]:
+    """Each trial's result.json as Tune writes it now. Tune's driver writes it in its session's
+    staging folder (Ray's temp dir, `artifacts/<time>/<name>/driver_artifacts/<trial>`) and
+    copies it to the storage only when it saves the experiment state, every 10 s or more: the
+    storage's copy would show a trial's progress too late to pace kills by it."""
+    staged = cluster.head.temp_dir.glob(
+        f"session_*/artifacts/*/{run.exp_dir.name}/driver_artifacts/*/result.json"
+    )
+    files = {path.parent.name: path for path in run.exp_dir.glob("*/result.json")}
+    files.update({path.parent.name: path for path in staged})
+    return list(files.values())
+
+
 @contextlib.contextmanager
 def killing(cluster: ChaosCluster, run: SearchRun, size: ChaosSize, seed: int) -> Iterator[Killer]:
     """A node killer on ``cluster`` from the first trial on, stopped (and joined) on exit: it
@@ -178,7 +191,7 @@ def killing(cluster: ChaosCluster, run: SearchRun, size: ChaosSize, seed: int) -
         need = size.kill_after_epochs
 
         def choose(nodes: list[Node]) -> Node | None:
-            done = epochs_by_worker(run.exp_dir)  # read once for every node
+            done = running_epochs(live_result_files(cluster, run), size.max_epochs)
             for node in nodes:
                 node_id = node.worker.node_id()
                 if any(done[(node_id, pid)] >= need for pid in node.busy_pids()):

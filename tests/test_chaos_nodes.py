@@ -10,11 +10,12 @@ first on made-up rows, so that a search that lost epochs would be caught.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from benchmarks._chaos_audit import Audit, TrialAudit
+from benchmarks._chaos_audit import Audit, TrialAudit, running_epochs
 from benchmarks.chaos import ChaosSize, run_chaos
 
 # Kills paced by progress, not the clock (a loaded 2-core machine restarts a trial slower than
@@ -41,6 +42,23 @@ def test_the_audit_allows_one_epoch_redone_and_flags_more() -> None:
     assert any("ran again" in p for p in Audit(1, 4, [ran_again], study_trials=1).problems())
     unfinished = Audit(2, 4, [_trial((1, 2), (0, 0), status="RUNNING")], study_trials=1)
     assert unfinished.lost == 2 and len(unfinished.problems()) == 3
+
+
+def test_kills_are_paced_by_the_epochs_a_running_trial_logged_on_its_node(tmp_path: Path) -> None:
+    def result_file(name: str, rows: list[tuple[int, str, int]], done: bool = False) -> Path:
+        path = tmp_path / name / "result.json"
+        path.parent.mkdir()
+        lines = [{"epoch": e, "node_id": n, "pid": p, "done": False} for e, n, p in rows]
+        lines[-1]["done"] = done
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return path
+
+    # Restarted on node b after 3 epochs on a: 2 epochs there since.
+    moved = result_file("moved", [(1, "a", 1), (2, "a", 1), (3, "a", 1), (3, "b", 7), (4, "b", 7)])
+    # Finished on c: its worker may be idle, a kill there would cost nothing.
+    finished = result_file("finished", [(e, "c", 2) for e in range(1, 6)])
+    done_early = result_file("stopped", [(1, "d", 3), (2, "d", 3)], done=True)
+    assert running_epochs([moved, finished, done_early], max_epochs=5) == {("b", 7): 2}
 
 
 @pytest.mark.ray
