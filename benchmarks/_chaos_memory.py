@@ -55,13 +55,13 @@ def gc_types() -> Counter:
 
 
 def tune_kept(trials: list) -> dict[str, int]:
-    """What Tune holds for the trials it lists: the trials, and the results of the checkpoints
-    its checkpoint managers keep (every one: poptune keeps all checkpoints while it runs)."""
-    kept = 0
-    for trial in trials:
-        manager = getattr(trial.run_metadata, "checkpoint_manager", None)
-        kept += len(getattr(manager, "_checkpoint_results", ()) or ())
-    return {"trials": len(trials), "checkpoint_results": kept}
+    """What Tune holds for the trials it lists: the trials, and the checkpoint results its
+    checkpoint managers keep in memory (poptune keeps every checkpoint's files while it runs;
+    of a finished trial, only the newest's result stays in memory)."""
+    from poptune.compat.ray_private import checkpoint_results_of
+
+    kept = sum(checkpoint_results_of(trial) for trial in trials)
+    return {"tune_trials": len(trials), "checkpoint_results": kept}
 
 
 class MemorySampler(Callback):
@@ -88,7 +88,7 @@ class MemorySampler(Callback):
         gc.collect()  # what is held, not garbage waiting for the next collection
         self.samples.append(
             {
-                "trials": self.done,
+                "trials": self.done,  # finished; Tune lists the running and pending too
                 "rss_mb": rss_mb(),
                 "s": time.monotonic() - self._started,
                 **tune_kept(trials),

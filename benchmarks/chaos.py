@@ -18,11 +18,13 @@ process of its own (benchmarks/_chaos_memory.py): its RSS every 250 trials, and 
 tracemalloc, the lines whose allocations grew.
 
 `python -m benchmarks chaos` runs the default size (about 25 minutes on 2 cores: 10,000 trials
-for the memory); `python -m benchmarks.chaos --quick` a small one (printed, not recorded).
+for the memory); `python -m benchmarks.chaos --quick` a small one (printed, not recorded);
+`--only memory` (or `nodes`) one part, `--record` to append its figures to RESULTS.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import secrets
@@ -37,7 +39,7 @@ from typing import Any
 from benchmarks._chaos_audit import Audit, audit, running_epochs
 from benchmarks._chaos_memory import MemorySpec
 from benchmarks._chaos_nodes import ChaosCluster, Kill, Killer, Node, chaos_cluster
-from benchmarks._common import Figure, standalone_main
+from benchmarks._common import Figure, load_average, machine
 from benchmarks._scale_procs import run_alone, work_dir
 from localray.env import private_ray_env
 from localray.processes import kill_pids, process_tree
@@ -78,7 +80,9 @@ DEFAULT = ChaosSize(samples=64, max_epochs=12, rows=30_000, mean_kill_s=20, min_
                     timeout_s=1500)  # fmt: skip
 QUICK = ChaosSize(samples=12, max_epochs=10, rows=20_000, mean_kill_s=8, min_kills=2,
                   timeout_s=900)  # fmt: skip
-MEMORY = MemorySize(trials=10_000, slots=32, every=250, warm_up=2_000, timeout_s=1500, target=True)
+# About 12 minutes on a quiet machine; on a busy shared one it has taken three times that.
+MEMORY = MemorySize(trials=10_000, slots=32, every=250, warm_up=2_000, timeout_s=3600,
+                    target=True)  # fmt: skip
 MEMORY_QUICK = MemorySize(trials=1_500, slots=32, every=100, warm_up=500, timeout_s=900,
                           target=False)  # fmt: skip
 
@@ -352,20 +356,23 @@ def slope_per_1000(samples: list[dict[str, Any]], after: int) -> float:
 def memory_figure(data: dict[str, Any], size: MemorySize) -> Figure:
     samples = data["samples"]
     slope = slope_per_1000(samples, size.warm_up)
-    first, last = samples[0], samples[-1]
-    kept = (last["checkpoint_results"] - first["checkpoint_results"]) / max(
-        1, last["trials"] - first["trials"]
-    )
+    fitted = [s for s in samples if s["trials"] >= size.warm_up]
+    warm, last = fitted[0], samples[-1]
+    # The line's two ends as a check on it: growth from the warm-up's end to the last sample.
+    straight = 1000 * (last["rss_mb"] - warm["rss_mb"]) / max(1, last["trials"] - warm["trials"])
     types = ", ".join(f"{k} +{n:,}" for k, n in data["types"][:6])
     return Figure(
         f"chaos driver memory: RSS growth per 1,000 trials ({size.trials:,} trials)",
         slope,
         f"<= {TARGET_MB_PER_1000:g}" if size.target else "",
-        f"line fitted over {sum(s['trials'] >= size.warm_up for s in samples)} samples after "
-        f"{size.warm_up:,} trials; RSS {first['rss_mb']:.0f} MB at {first['trials']:,} trials, "
-        f"{last['rss_mb']:.0f} MB at {last['trials']:,} ({data['wall_s']:.0f} s, {size.slots} "
-        f"slots, surrogate trials); Tune keeps {last['trials']:,} trials and "
-        f"{last['checkpoint_results']:,} checkpoint results ({kept:.1f} more a trial); "
+        f"least-squares line over the {len(fitted)} samples (every {size.every:,} trials) from "
+        f"{size.warm_up:,} trials on; driver RSS {data['rss_before_mb']:.0f} MB before the "
+        f"search (Ray not started), {samples[0]['rss_mb']:.0f} MB at {samples[0]['trials']:,} "
+        f"trials, {warm['rss_mb']:.0f} MB at {warm['trials']:,}, {last['rss_mb']:.0f} MB at "
+        f"{last['trials']:,} ({straight:.1f} MB per 1,000 end to end after the warm-up); "
+        f"search wall {data['wall_s']:.0f} s, {size.slots} slots, surrogate trials; Tune keeps "
+        f"{last['tune_trials']:,} trials and {last['checkpoint_results']:,} checkpoint results "
+        f"in memory ({last['checkpoint_results'] / max(1, last['tune_trials']):.2f} a trial); "
         f"objects gained after the warm-up by type: {types}",
         unit=" MB",
     )
@@ -382,16 +389,19 @@ def write_token(work: Path) -> Path:
     return token
 
 
-def run(quick: bool = False) -> list[Figure]:
+def run(quick: bool = False, parts: tuple[str, ...] = ("nodes", "memory")) -> list[Figure]:
     size, memory = (QUICK, MEMORY_QUICK) if quick else (DEFAULT, MEMORY)
     clock = time.perf_counter()
+    figures: list[Figure] = []
     with work_dir() as work:
-        result = run_chaos(size, work, write_token(work))
-        _said(f"node killer done ({time.perf_counter() - clock:.0f} s)")
-        figures = chaos_figures(result)
-        data = run_memory(memory, work)
-        _said(f"driver memory done ({time.perf_counter() - clock:.0f} s)")
-        figures.append(memory_figure(data, memory))
+        if "nodes" in parts:
+            result = run_chaos(size, work, write_token(work))
+            _said(f"node killer done ({time.perf_counter() - clock:.0f} s)")
+            figures += chaos_figures(result)
+        if "memory" in parts:
+            data = run_memory(memory, work)
+            _said(f"driver memory done ({time.perf_counter() - clock:.0f} s)")
+            figures.append(memory_figure(data, memory))
     return figures
 
 
@@ -400,7 +410,40 @@ def _said(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return standalone_main("benchmarks.chaos", __doc__, run, "a small run (development)", argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="a small run (development)")
+    parser.add_argument(
+        "--only", choices=("nodes", "memory"), help="run one part: the node killer or the memory"
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="append the figures to benchmarks/RESULTS.md as `python -m benchmarks` does "
+        "(default size only)",
+    )
+    args = parser.parse_args(argv)
+    if args.record and args.quick:
+        parser.error("--record takes the default size only; a --quick run is printed")
+    parts = (args.only,) if args.only else ("nodes", "memory")
+    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
+    before = load_average()
+    print(f"{header}; {before}", flush=True)
+    started = time.perf_counter()
+    figures = run(quick=args.quick, parts=parts)
+    seconds = time.perf_counter() - started
+    for figure in figures:
+        print(figure.line(), flush=True)
+    if args.record:
+        from benchmarks.__main__ import RESULTS, _append
+
+        name = "chaos" if len(parts) > 1 else f"chaos ({args.only} only)"
+        _append(header, [(name, figures, before, load_average(), seconds)], seconds)
+        print(f"appended to {RESULTS}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Each takes the settings objects the command line builds (:class:`SearchSettings`
 :class:`AnalyzeSettings`) and returns an :class:`~poptune.experiment.Experiment`. Nothing here
 exits the process or prints anything but progress lines; a bad setting, file or experiment
 raises :class:`~poptune.errors.UsageError` (or one of its subclasses), an interrupted search
-:class:`~poptune.errors.SearchInterrupted`.
+:class:`~poptune.errors.SearchInterrupted` (an interrupted analysis
+:class:`~poptune.errors.AnalysisInterrupted`), a full disk :class:`~poptune.errors.DiskFull`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from poptune import uri
 from poptune.cluster import capacity
 from poptune.cluster.capacity import ClusterInfo
-from poptune.errors import ExperimentError, SearchInterrupted, UsageError
+from poptune.errors import (
+    AnalysisInterrupted,
+    DiskFull,
+    ExperimentError,
+    SearchInterrupted,
+    UsageError,
+)
 from poptune.experiment import Experiment, load, open_experiment
 from poptune.layout import (
     ANALYSIS_DIR,
@@ -29,6 +36,7 @@ from poptune.layout import (
 )
 from poptune.options import changed_fields
 from poptune.process_state import keeps_process_state
+from poptune.search.disk_full import disk_full_cause, is_disk_full
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
@@ -53,9 +61,58 @@ def search(
     ``log`` receives the progress lines (default: printed, ``poptune: `` first); the trials' own
     lines come from the search itself. ``given`` names the settings the caller chose, which a
     resumed search must not change (default: those that differ from SearchSettings' defaults).
-    Raises :class:`SearchInterrupted` when Ctrl-C or SIGTERM stopped the search.
+    Raises :class:`SearchInterrupted` when Ctrl-C, SIGTERM or SIGUSR1 stopped the search, and
+    :class:`DiskFull` when the experiment's disk filled up; both say how to continue.
     """
-    say = log or _progress
+    return _search(settings, log or _progress, given, analysis=None)
+
+
+def _search(
+    settings: SearchSettings,
+    say: Log,
+    given: Collection[str] | None,
+    *,
+    analysis: AnalyzeSettings | None,
+) -> Experiment:
+    """:func:`search`; ``analysis``: the analysis of `poptune run` that follows it, which the
+    command that continues an interrupted search must run too."""
+    saved = [settings.resume]  # once true, --resume continues the search
+    try:
+        return _searched(settings, say, given, on_saved=lambda: saved.append(True))
+    except KeyboardInterrupt:
+        # Outside Tune's fit (Tune handles a first Ctrl-C there itself): loading the data,
+        # starting Ray, or writing the search's last files.
+        if not saved[-1]:
+            raise SearchInterrupted(
+                "interrupted before the search started; nothing was saved",
+                experiment=settings.experiment_uri,
+                saved=False,
+            ) from None
+        raise _search_interrupted(settings, analysis) from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        where = f"{uri.shown(settings.experiment_uri)}: the disk is full ({_why(exc)})"
+        if not saved[-1]:
+            raise DiskFull(
+                f"{where}; the search could not start (nothing was saved). Free space there, "
+                "then start it again",
+                experiment=settings.experiment_uri,
+                saved=False,
+            ) from exc
+        command = _continue_search(settings, analysis)
+        if getattr(exc, "errored", 0):  # trials it failed for good (--max-failures 0)
+            command += " --retry-errored"
+        raise DiskFull(
+            f"{where}; the search stopped with the experiment saved as of its last complete "
+            f"write. Free space there, then resume with: {command}",
+            experiment=settings.experiment_uri,
+        ) from exc
+
+
+def _searched(
+    settings: SearchSettings, say: Log, given: Collection[str] | None, on_saved: Callable[[], None]
+) -> Experiment:
     # Settings, then data, then the heavy imports (torch, Ray, the analysis stack): a bad option
     # or a bad file is answered in a second or two, not after everything has loaded.
     from poptune.data import load_source, prepare
@@ -81,7 +138,9 @@ def search(
     from poptune.search.runner import run_search
 
     say(f"{_what_runs(settings)} into {uri.shown(settings.experiment_uri)}")
-    outcome = run_search(settings, prepared, callbacks=_tracking_callbacks(settings))
+    outcome = run_search(
+        settings, prepared, callbacks=_tracking_callbacks(settings), on_saved=on_saved
+    )
     say(
         f"search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
         f"{outcome.errored} errored, {outcome.unfinished} unfinished"
@@ -94,13 +153,9 @@ def search(
                   "wall_s": outcome.wall_s}  # fmt: skip
         log_search_end(settings.mlflow_tracking_uri, settings.name, counts)
     if outcome.unfinished:
-        raise SearchInterrupted(
-            "interrupted; the experiment is saved. Resume it with:\n"
-            f"  poptune search --storage {shlex.quote(settings.storage)} "
-            f"--name {shlex.quote(settings.name)} --resume"
-            + (f" --address {shlex.quote(settings.address)}" if settings.address else ""),
-            experiment=settings.experiment_uri,
-        )
+        # Tune stopped on a signal (its own graceful stop, state saved): answered in _search as
+        # an interrupt at any other phase is.
+        raise KeyboardInterrupt
     location = _location(settings.experiment_uri)
     results = read_results(location)
     meta = _search_meta(location)
@@ -112,13 +167,54 @@ def search(
     return open_experiment(location, search=meta, results=results)
 
 
+def _search_interrupted(
+    settings: SearchSettings, analysis: AnalyzeSettings | None
+) -> SearchInterrupted:
+    return SearchInterrupted(
+        "interrupted; the experiment is saved. Resume it with:\n"
+        f"  {_continue_search(settings, analysis)}",
+        experiment=settings.experiment_uri,
+    )
+
+
+def _continue_search(settings: SearchSettings, analysis: AnalyzeSettings | None) -> str:
+    """The command that continues the search (`poptune run`'s with its analysis after it)."""
+    command = ["poptune", "search" if analysis is None else "run", "--storage", settings.storage,
+               "--name", settings.name, "--resume"]  # fmt: skip
+    if settings.address:
+        command += ["--address", settings.address]
+    if analysis is not None:
+        command += _analysis_flags(analysis, with_data=False)
+    return shlex.join(command)
+
+
+def _analysis_flags(settings: AnalyzeSettings, *, with_data: bool) -> list[str]:
+    """The analysis options that differ from their defaults, as flags."""
+    from poptune.options import options_of
+
+    default = type(settings)()
+    flags = []
+    for option in options_of(type(settings)):
+        value = getattr(settings, option.name)
+        if (option.name != "data" or with_data) and value != getattr(default, option.name):
+            flags += [option.flag, str(value)]
+    return flags
+
+
+def _why(exc: OSError) -> str:
+    cause = disk_full_cause(exc) or exc
+    return cause.strerror or str(cause)
+
+
 @keeps_process_state
 def analyze(
     location: str | Path, settings: AnalyzeSettings | None = None, *, log: Log | None = None
 ) -> Experiment:
     """Re-evaluate the finalists of the experiment at ``location`` (a folder or an s3://, gs://
     URI), choose and score the winner and the baselines, write ``analysis/``; return the
-    experiment with its ``metrics``. ``log`` receives the progress lines (default: printed)."""
+    experiment with its ``metrics``. ``log`` receives the progress lines (default: printed).
+    Raises :class:`AnalysisInterrupted` on Ctrl-C, SIGTERM or SIGUSR1, :class:`DiskFull` when
+    the disk it writes to is full; both say how to finish the analysis."""
     from poptune.analysis.settings import AnalyzeSettings
 
     return _analyze(str(location), settings or AnalyzeSettings(), log or print)
@@ -132,11 +228,13 @@ def run(
     log: Log | None = None,
     given: Collection[str] | None = None,
 ) -> Experiment:
-    """Search, then analyze: :func:`search` followed by :func:`analyze` of its experiment."""
+    """Search, then analyze: :func:`search` followed by :func:`analyze` of its experiment. An
+    interrupted search's resume command is `poptune run … --resume`, which analyzes too."""
     from poptune.analysis.settings import AnalyzeSettings
 
-    experiment = search(settings, log=log, given=given)
-    return _analyze(experiment.location, analyze or AnalyzeSettings(), log or print)
+    analysis = analyze or AnalyzeSettings()
+    experiment = _search(settings, log or _progress, given, analysis=analysis)
+    return _analyze(experiment.location, analysis, log or print)
 
 
 def preflight(settings: SearchSettings) -> None:
@@ -207,6 +305,32 @@ def _require_storage_folder(storage: str) -> None:
 
 
 def _analyze(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
+    """The analysis of ``location``; interrupted or short of disk, it says how to finish."""
+    try:
+        return _analyzed(location, settings, log)
+    except KeyboardInterrupt:
+        raise AnalysisInterrupted(
+            "interrupted; the search is complete. Finish the analysis with:\n"
+            f"  {_continue_analysis(location, settings)}",
+            experiment=location,
+        ) from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        out = settings.out or uri.join(location, ANALYSIS_DIR)
+        raise DiskFull(
+            f"{uri.shown(out)}: the disk is full ({_why(exc)}); the analysis stopped (the search "
+            "is complete, and every file written is whole). Free space there, then resume "
+            f"with: {_continue_analysis(location, settings)}",
+            experiment=location,
+        ) from exc
+
+
+def _continue_analysis(location: str, settings: AnalyzeSettings) -> str:
+    return shlex.join(["poptune", "analyze", location, *_analysis_flags(settings, with_data=True)])
+
+
+def _analyzed(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
     from poptune.analysis.analyze import analyze as analyze_folder
     from poptune.analysis.analyze import load_search_meta
 

@@ -21,13 +21,41 @@ class ExperimentError(UsageError):
     """An experiment directory is missing, incomplete or would be overwritten."""
 
 
-class SearchInterrupted(PoptuneError):
+class Interrupted(PoptuneError):
+    """Ctrl-C, SIGTERM or SIGUSR1 stopped a command; what it had written is whole.
+
+    ``experiment`` is the experiment's location. ``saved`` is False when the search stopped
+    before it wrote anything (there is nothing to resume then: run it again); otherwise the
+    message ends with the command that continues the job.
+    """
+
+    def __init__(self, message: str, experiment: str, *, saved: bool = True) -> None:
+        super().__init__(message)
+        self.experiment = experiment
+        self.saved = saved
+
+
+class SearchInterrupted(Interrupted):
     """The search was stopped (Ctrl-C, SIGTERM) with trials unfinished; the experiment is saved.
 
     ``experiment`` is its location; continue it with the same settings and ``resume=True``
     (``poptune search --resume``). The message says how.
     """
 
-    def __init__(self, message: str, experiment: str) -> None:
+
+class AnalysisInterrupted(Interrupted):
+    """The analysis was stopped; the search it analyzes is complete. The message says how to
+    finish the analysis (``poptune analyze``)."""
+
+
+class DiskFull(PoptuneError):
+    """The disk under the experiment (or the analysis's output) is full, or a quota there is
+    spent: the command stopped with every file it wrote whole, and the experiment saved as of
+    its last complete write. The message names the folder and the command that continues the
+    job once space is freed; ``saved`` is False when the search could not write its first file
+    (then the same command starts it again)."""
+
+    def __init__(self, message: str, experiment: str, *, saved: bool = True) -> None:
         super().__init__(message)
         self.experiment = experiment
+        self.saved = saved

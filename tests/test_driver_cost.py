@@ -22,7 +22,7 @@ from poptune.errors import UsageError
 from poptune.search.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr, ndtr
 from poptune.search.scheduling import NewestFirstFIFO
 from poptune.search.settings import SearchSettings
-from poptune.search.study import driver_study_storage
+from poptune.search.study import InMemoryStudyStorage, driver_study_storage
 from poptune.search.window import WindowedSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -390,6 +390,30 @@ def test_remembered_params_give_tpe_the_arrays_it_would_build_itself():
     assert "_remembered" not in pickle.loads(pickle.dumps(remembering)).__dict__
 
 
+def test_remembered_params_are_kept_for_the_trials_shown_past_the_bound(monkeypatch):
+    """A long search's trials leave TPE's window for good: past its bound the cache keeps the
+    rows of the trials shown now (not every trial's, nor none), and still answers as TPE."""
+    from poptune.search.batch_tpe import BatchTPESampler
+
+    remembering = BatchTPESampler(seed=0, batch_from=10**9)
+    monkeypatch.setattr(remembering, "MOST_REMEMBERED", 30)
+    study = optuna.create_study(sampler=remembering)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=60)
+    trials = study.get_trials(deepcopy=False)
+    keys = {"x": trials[0].distributions["x"]}
+    own = _tpe(0)
+    rows = {}
+    for window in (trials[:25], trials[10:35], trials[20:50]):
+        rows = {key[0]: row for key, row in remembering.__dict__.get("_remembered", {}).items()}
+        ours = remembering._get_internal_repr(window, keys, study)
+        np.testing.assert_array_equal(ours["x"], own._get_internal_repr(window, keys, study)["x"])
+    # The first two windows filled it with 35 rows (trials 0..34); the third, past the bound,
+    # kept those of its own trials (20..34), not worked out again, and added the rest.
+    kept = {key[0]: row for key, row in remembering._remembered.items()}
+    assert sorted(kept) == list(range(20, 50))
+    assert all(kept[number] is rows[number] for number in range(20, 35))
+
+
 # ---------------------------------------------------------------- the study's storage
 
 
@@ -431,7 +455,35 @@ def test_the_drivers_study_cache_reads_back_what_a_fresh_reader_sees(tmp_path):
 def test_other_storages_are_left_as_they_are():
     memory = optuna.storages.InMemoryStorage()
     assert driver_study_storage(memory) is memory
-    assert driver_study_storage(None) is None
+    assert isinstance(driver_study_storage(None), InMemoryStudyStorage)  # no --study-storage
+
+
+def _distribution_objects(study: optuna.Study) -> set[int]:
+    return {id(d) for t in study.get_trials(deepcopy=False) for d in t.distributions.values()}
+
+
+def test_the_drivers_studies_keep_one_object_per_distinct_distribution(tmp_path):
+    """Optuna makes a new distribution at every suggest_*, equal to the last trial's (and reads
+    a new one back with every trial from a database): the driver's storages keep the first."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    for storage in (
+        driver_study_storage(None),
+        driver_study_storage(optuna.storages.RDBStorage(url)),
+    ):
+        study = optuna.create_study(study_name="s", storage=storage, sampler=_tpe(0))
+        study.optimize(_bowl, n_trials=12)
+        running = study.ask()
+        _bowl(running)
+        # Two for all 13 trials: x's and y's are equal (floats in [-1, 1]), and width's.
+        assert len(_distribution_objects(study)) == 2
+        plain = optuna.create_study(sampler=_tpe(0))
+        plain.optimize(_bowl, n_trials=12)
+        assert [t.params for t in study.trials[:12]] == [t.params for t in plain.trials]
+        assert [t.distributions for t in study.trials] == [study.trials[0].distributions] * 13
+        # A resumed search unpickles the study (in memory) or reads it back (a database).
+        again = pickle.loads(pickle.dumps(study))
+        again.optimize(_bowl, n_trials=2)
+        assert len(_distribution_objects(again)) == 2
 
 
 # ---------------------------------------------------------------- scheduling
@@ -451,6 +503,21 @@ def test_a_free_worker_goes_to_the_newest_waiting_trial_then_the_oldest_paused()
     for trial in trials:
         trial.status = Trial.RUNNING
     assert scheduler.choose_trial_to_run(controller) is None
+
+
+def test_the_scheduler_forgets_the_trials_that_ended():
+    """Its order is kept for the live trials only, not for every trial of a long search."""
+    scheduler = NewestFirstFIFO()
+    trials = [SimpleNamespace(trial_id=f"t{i}", status=Trial.PENDING) for i in range(5)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    scheduler.on_trial_complete(None, trials[0], {"val_mse": 1.0})
+    scheduler.on_trial_error(None, trials[1])
+    scheduler.on_trial_remove(None, trials[2])
+    assert set(scheduler._added) == {"t3", "t4"}
+    live = trials[3:]
+    controller = SimpleNamespace(get_live_trials=lambda: list(live))
+    assert scheduler.choose_trial_to_run(controller).trial_id == "t4"
 
 
 # ---------------------------------------------------------------- the concurrency limit

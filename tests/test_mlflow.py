@@ -138,3 +138,28 @@ def test_without_mlflow_the_option_fails_at_once_saying_what_to_install(tmp_path
         "pip install 'poptune[mlflow]'",
     )
     assert "loading" not in proc.stdout and not (tmp_path / "runs").exists()
+
+
+def test_an_ended_trials_run_is_not_kept(tmp_path):
+    """Ray's callback keeps every trial's run id; poptune's lets an ended trial's go."""
+    from types import SimpleNamespace
+
+    from poptune.compat.ray_private import trial_runs_of
+    from poptune.tracking.callback import TrialRuns
+
+    ended = []
+    callback = TrialRuns((tmp_path / "mlruns").as_uri(), experiment_name="e", settings={})
+    callback.mlflow_util = SimpleNamespace(
+        end_run=lambda run_id, status: ended.append((run_id, status)),
+        log_params=lambda **kwargs: None,
+    )
+
+    class Trial(SimpleNamespace):
+        __hash__ = object.__hash__  # Ray's callback keys its runs by the trial
+
+    done, broken, running = (Trial(config={}, local_path=str(tmp_path)) for _ in "abc")
+    callback._trial_runs = {done: "r1", broken: "r2", running: "r3"}  # as Ray's setup() starts it
+    callback.log_trial_end(done)
+    callback.log_trial_end(broken, failed=True)
+    assert ended == [("r1", "FINISHED"), ("r2", "FAILED")]
+    assert trial_runs_of(callback) == {running: "r3"}

@@ -51,6 +51,10 @@ def test_experiment_analysis_reads_every_trial_its_config_and_val_mse(experiment
         assert curve["training_iteration"].tolist() == [s for s, _ in told[_key(trial.config)]]
         assert trial.last_result[METRIC] == curve[METRIC].iloc[-1]
         assert trial.metric_analysis[METRIC]["min"] == curve[METRIC].min()
+        # What the driver kept of the finished trial (poptune/search/finished.py): that summary,
+        # the last result (above) and the newest checkpoint, not every metric's running windows.
+        assert set(trial.metric_analysis) == {METRIC} and trial.metric_n_steps == {}
+        assert trial.checkpoint.path.endswith(f"checkpoint_{len(curve) - 1:06d}")
 
     # Ray's best trial over every epoch is poptune's winner.
     best = analysis.get_best_trial(METRIC, MODE, scope="all")

@@ -130,6 +130,34 @@ def test_restore_after_a_kill_does_not_tell_the_study_twice(searcher, tmp_path):
     assert after.value == 199.0 and after.number == 3
 
 
+def test_a_told_trial_is_let_go_of_and_the_study_keeps_it(searcher):
+    """Ray's searcher keeps an Optuna trial (with a copy of the study's record of it) for every
+    trial it suggested; once the outcome is told, the study holds the trial, and only the trials
+    in flight are kept (in memory, and in every save of the searcher)."""
+    from poptune.compat.ray_private import completed_trials_of, optuna_trials_of
+
+    search, url = searcher
+    _drive(search, "full", [300.0, 150.0, 160.0, 170.0])
+    _drive(search, "asha", [400.0, 380.0])
+    _drive(search, "broken", [500.0], error=True)
+    search.suggest("running")
+    search.on_trial_result("running", {METRIC: 250.0, "training_iteration": 1})
+    assert set(optuna_trials_of(search)) == {"running"}
+    assert completed_trials_of(search) == {"full", "asha", "broken"}
+    # A late or repeated word about a told trial changes nothing (Ray's own searcher warns).
+    search.on_trial_result("full", {METRIC: 1.0, "training_iteration": 5})
+    search.on_trial_complete("full", result={METRIC: 1.0, "training_iteration": 5})
+    trials = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert [(t.state, t.value) for t in trials] == [
+        (TrialState.COMPLETE, 150.0),
+        (TrialState.PRUNED, 380.0),
+        (TrialState.FAIL, None),
+        (TrialState.RUNNING, None),
+    ]
+    search.on_trial_complete("running", result={METRIC: 240.0, "training_iteration": 4})
+    assert optuna_trials_of(search) == {}
+
+
 def test_an_in_memory_study_is_copied_at_each_save_and_a_resume_rewrites_the_copy(tmp_path):
     """Without --study-storage: the study lives in the searcher, and optuna_study.db is its copy
     as of Tune's last save. Killed after a trial finished but before the next save, the search

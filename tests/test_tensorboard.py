@@ -190,6 +190,27 @@ def test_the_callback_pickles_without_open_files(tmp_path):
     callback.on_experiment_end(trials=[trial])
 
 
+def test_an_ended_trial_leaves_no_writer_open_and_no_state_behind(tmp_path):
+    """A long search's callback holds the trials running, not every trial it has seen: an
+    ended trial's event file is closed, and its running best kept (and saved with the
+    experiment) only if it failed, for --retry-errored."""
+    callback = TrialTensorBoard(max_epochs=3)
+    done = FakeTrial("t7", str(tmp_path / "MLP2Layer_t7"))
+    broken = FakeTrial("t8", str(tmp_path / "MLP2Layer_t8"))
+    running = FakeTrial("t9", str(tmp_path / "MLP2Layer_t9"))
+    _run(callback, done, [120.0, 110.0])
+    _run(callback, broken, [130.0], failed=True)
+    callback.on_trial_start(iteration=0, trials=[running], trial=running)
+    callback.on_trial_result(iteration=1, trials=[running], trial=running, result=_stats(1, 99.0))
+    assert set(callback._boards) == {"t9"}
+    assert set(callback.get_state()["bests"]) == {"t8", "t9"}
+    writer = callback._boards["t9"]._writer
+    callback.on_trial_complete(iteration=2, trials=[running], trial=running)
+    assert callback._boards == {} and set(callback.get_state()["bests"]) == {"t8"}
+    assert writer.file_writer is None  # SummaryWriter.close() lets go of its event file
+    assert _scalars(_read(running.local_path), BEST_METRIC)[-1] == (1, 99.0)
+
+
 def _sampled_distributions() -> dict:
     """What Optuna itself records for the space over enough random trials to meet every branch."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

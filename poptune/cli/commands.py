@@ -8,10 +8,10 @@ import sys
 from typing import Any
 
 from poptune.cli.parser import analysis_options, option_values
-from poptune.errors import SearchInterrupted, UsageError
+from poptune.errors import UsageError
 from poptune.options import options_of
 
-EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_INTERRUPTED = 2, 1, 3, 130
+EXIT_USAGE, EXIT_INTERNAL, EXIT_TRIALS_ERRORED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 1, 3, 4, 130
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -55,11 +55,8 @@ def cmd_search(values: dict[str, Any]) -> int:
     from poptune import api
 
     settings = search_settings(values)
-    try:
-        experiment = api.search(settings, given=values.keys())
-    except SearchInterrupted as exc:
-        print(f"poptune: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # An interrupt or a full disk is answered by main(), with the command that continues.
+    experiment = api.search(settings, given=values.keys())
     return _errored_code(experiment)
 
 
@@ -101,11 +98,7 @@ def cmd_run(values: dict[str, Any]) -> int:
     analysis = analyze_settings({k: v for k, v in values.items() if k in names})
     from poptune import api
 
-    try:
-        experiment = api.run(settings, analysis, given=values.keys())
-    except SearchInterrupted as exc:
-        print(f"poptune: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    experiment = api.run(settings, analysis, given=values.keys())
     return _errored_code(experiment)  # the analysis ran on the trials that did not error
 
 

@@ -50,7 +50,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Distributed hyperparameter search for small PyTorch MLPs that predict "
         "Spotify track popularity from audio features (Ray Tune + Optuna TPE).",
         epilog="Every command has its own --help. Exit codes: 0 ok, 2 bad input, 1 internal "
-        "error, 3 some trials errored, 130 interrupted (resumable).",
+        "error, 3 some trials errored, 4 disk full (resumable), 130 interrupted (resumable).",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

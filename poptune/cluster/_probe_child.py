@@ -2,12 +2,14 @@
 
 It asks the GCS at ADDR (HOST:PORT) whether it is Ray and whether it takes this driver's token,
 and prints one JSON line, ``{"result": ..., "detail": ...}`` (see ``ProbeAnswer``). It runs as a
-file, not as ``-m poptune...``: the child imports nothing of poptune (``poptune.search`` would
-import pandas and scikit-learn, a second of start-up against the probe's deadline), and ``-P``
-keeps this folder (whose ``tensorboard.py`` would shadow the real package) off ``sys.path``.
+file, not as ``-m poptune...``: of poptune the child imports only ``poptune.compat.ray_private``
+(Ray, and the packages' light ``__init__``; ``poptune.search`` would import pandas and
+scikit-learn, a second of start-up against the probe's deadline), and ``-P`` keeps this folder
+(whose ``tensorboard.py`` would shadow the real package) off ``sys.path``.
 
-It uses Ray internals (Ray is pinned); should they move, it answers "ok" and ``ray.init``
-decides.
+It asks with Ray's private calls, through :mod:`poptune.compat.ray_private`; where they are not
+to be used (another Ray, or POPTUNE_PUBLIC_PATHS=1) the driver does not start this child, and
+should they be missing all the same, it answers "ok" and ``ray.init`` decides.
 """
 
 from __future__ import annotations
@@ -24,19 +26,19 @@ def answer(result: str, detail: str = "") -> NoReturn:
 
 def main(address: str) -> NoReturn:
     try:
-        from ray._private.authentication.authentication_token_setup import (
-            ensure_token_if_auth_enabled,
-        )
-        from ray._raylet import GcsClient
         from ray.exceptions import AuthenticationError
+
+        from poptune.compat import ray_private
     except ImportError as exc:
         answer("ok", f"cannot probe: {exc}")
+    if not ray_private.can_probe_gcs():
+        answer("ok", "cannot probe: Ray's private calls are not to be used with this Ray")
     try:
-        ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+        ray_private.check_driver_token()
     except AuthenticationError as exc:
         answer("no_token", str(exc))
     try:
-        GcsClient(address=address, cluster_id=None)
+        ray_private.connect_gcs(address)
     except AuthenticationError as exc:
         answer("rejected", str(exc))
     except Exception as exc:  # a silent port: RpcError "Timed out while waiting for GCS ..."

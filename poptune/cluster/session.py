@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import ray
-from ray._private import ray_constants
 
 from poptune.cluster.capacity import ClusterInfo
 from poptune.cluster.probe import check_cluster
+from poptune.compat import ray_private
 from poptune.errors import UsageError
 
 CONNECT_TIMEOUT_S = 10.0
@@ -31,9 +33,58 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
     # 8 arenas a core) a trial's allocations landed in arenas shared with Ray's own threads,
     # where freed memory fragmented: a worker's RSS grew by 5-10 MB a trial, for good.
     arenas = {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "1")}
+    with _interruptible_start():
+        _start_or_join(address, num_cpus, common, arenas)
+    try:
+        yield joined_cluster(address)
+    finally:
+        ray.shutdown()
+        _reinstall_sigterm()
+
+
+def _reinstall_sigterm() -> None:
+    """Set SIGTERM's handler again after `ray.shutdown`, which puts the signal back to the
+    system's default at the OS level while Python still lists its handler: a SIGTERM after the
+    search (while `poptune run` retrains its finalists) killed the process outright, exit -15,
+    with no word and the retrain workers left running."""
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGTERM)
+        if handler is not None:  # None: set from outside Python, nothing to put back
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def _interruptible_start() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while Ray starts leaves no half-started Ray behind, and the handler
+    the process had for SIGTERM is back once Ray has started.
+
+    `ray.init` replaces the SIGTERM handler, first thing, with one that exits at once
+    (SystemExit(15)): a SIGTERM there would end the command with exit code 15 and no word, and
+    after it poptune's own handler (SIGTERM as Ctrl-C, poptune/search/signals.py) would be gone
+    for the rest of the command. So that SystemExit is read as the interrupt it stands for, and
+    a handler someone chose (poptune's, or a caller's) is put back; where there was none, Ray's
+    stays, as it always has.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    except BaseException as exc:
+        ray.shutdown()  # stops whatever of a private Ray had started; a no-op otherwise
+        _reinstall_sigterm()
+        if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if main and previous not in (None, signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _start_or_join(address: str | None, num_cpus: int | None, common: dict, arenas: dict) -> None:
     if address:
         _check_reachable(address)
-        if address != "auto" and "://" not in address:  # ray:// is Ray Client, not a GCS port
+        # ray:// is Ray Client, not a GCS port; the probe asks with Ray's private calls.
+        if address != "auto" and "://" not in address and ray_private.can_probe_gcs():
             check_cluster(address)
         try:
             # No runtime env for the arena setting here: with one, no prestarted worker can serve
@@ -45,11 +96,9 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
             # What the probe cannot see coming (the cluster went away in between, or Ray Client).
             raise UsageError(f"--address {address}: cannot join the cluster ({exc})") from exc
     else:
-        # Token auth on, said explicitly (Ray would turn it on anyway, with a warning).
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-        # Ray caches its config at import: without a refresh this driver stays in "disabled"
-        # mode while the GCS it starts reads "token", and every connection is rejected.
-        ray._raylet.Config.initialize("")
+        # Token auth on, said explicitly (Ray would turn it on anyway, with a warning), and
+        # Ray's config, cached at import, refreshed to match (see enable_token_auth).
+        ray_private.enable_token_auth()
         created = prepare_local_token()
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
@@ -58,7 +107,7 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         saved = os.environ.get("MALLOC_ARENA_MAX")
         os.environ.update(arenas)
         try:
-            with _loopback_node_ip():
+            with ray_private.single_machine_mode():  # 127.0.0.1 stays the node address
                 ray.init(
                     address="local",
                     num_cpus=num_cpus,
@@ -71,10 +120,6 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
                 os.environ.pop("MALLOC_ARENA_MAX", None)
         if created is not None and created.exists():
             created.chmod(0o600)  # Ray writes the file it generates with the umask's mode
-    try:
-        yield joined_cluster(address)
-    finally:
-        ray.shutdown()
 
 
 def joined_cluster(address: str | None) -> ClusterInfo:
@@ -123,7 +168,7 @@ def prepare_local_token() -> Path | None:
         try:
             _write_private_token(path)
             # Ray's token loader caches what it found; it must see this file, not "none".
-            ray._raylet.AuthenticationTokenLoader.instance().reset_cache()
+            ray_private.reset_auth_token_cache()
         except FileExistsError:
             pass  # another process made one in between: it is checked below like any other
         except OSError:
@@ -151,24 +196,6 @@ def _write_private_token(path: Path) -> None:
     with os.fdopen(fd, "w") as f:
         os.fchmod(f.fileno(), 0o600)  # the umask may only have taken bits away; be exact
         f.write(secrets.token_hex(32))  # what Ray's own generator makes: 256 random bits
-
-
-@contextmanager
-def _loopback_node_ip() -> Iterator[None]:
-    """Let a private local Ray keep 127.0.0.1 as its node address.
-
-    Ray's servers (GCS, raylet, object manager, every worker's gRPC port) listen on 127.0.0.1
-    only when the node address is 127.0.0.1, and on every interface otherwise. On Linux
-    `ray.init` replaces a loopback node address with the machine's own, unless Ray runs in its
-    single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once at import): that is
-    switched on here just for the start of this machine-only Ray.
-    """
-    saved = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _check_reachable(address: str) -> None:

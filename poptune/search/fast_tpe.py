@@ -92,17 +92,24 @@ class RememberedParams:
     module).
 
     A trial is known by its number, whether it is finished (a running trial's params include
-    the constant liar's guesses; a finished one's are its own) and how many params it has. At
-    most ``MOST_REMEMBERED`` rows are kept (then it starts afresh), and none is pickled."""
+    the constant liar's guesses; a finished one's are its own) and how many params it has. Past
+    ``MOST_REMEMBERED`` rows, only those of the trials TPE is shown now are kept (trials leave
+    TPE's window and do not come back; a few thousand rows cover it, a few rows a trial), and
+    none is pickled."""
 
-    MOST_REMEMBERED = 20_000
+    MOST_REMEMBERED = 4_000
 
     def _get_internal_repr(
         self, trials: list[Any], search_space: dict[str, Any], study: Any
     ) -> dict[str, np.ndarray]:
         known = self.__dict__.setdefault("_remembered", {})
         if len(known) > self.MOST_REMEMBERED:
-            known.clear()
+            shown = {trial.number for trial in trials}
+            known = self.__dict__["_remembered"] = {
+                key: row for key, row in known.items() if key[0] in shown
+            }
+            if len(known) > self.MOST_REMEMBERED:  # a window larger than the bound
+                known.clear()
         names = tuple(search_space)
         rows = []
         for trial in trials:

@@ -8,7 +8,10 @@ from typing import TextIO
 from ray.tune import Callback
 
 from poptune.metric import METRIC
+from poptune.search import disk_full
 from poptune.search.settings import BUDGET_SAMPLE_CAP
+
+_DISK_FULL = "could not write to the experiment: the disk is full; stopping the search"
 
 
 class TrialProgress(Callback):
@@ -43,12 +46,20 @@ class TrialProgress(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         done = self._finished(trials, trial)
         self._best_of.pop(trial.trial_id, None)
+        if disk_full.trial_failed(trial, retried=False):
+            self._print(f"[{self._count(done)}] {trial.trial_id} ERRORED: {_DISK_FULL}")
+            return
         self._print(
             f"[{self._count(done)}] {trial.trial_id} ERRORED "
             f"(details: {trial.error_file or 'see the trial folder'})"
         )
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        # Here, in a callback of every search (a resumed one's too), since Tune restores a
+        # search's callbacks from the experiment, not from the code that resumes it.
+        if disk_full.trial_failed(trial, retried=True):
+            self._print(f"      {trial.trial_id} {_DISK_FULL}")
+            return
         self._print(f"      {trial.trial_id} failed and is being retried from its last checkpoint")
 
     def _finished(self, trials: list, trial) -> int:

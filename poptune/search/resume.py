@@ -176,6 +176,13 @@ def rebuildable_tuner_state(experiment: str, damage: BaseException) -> str:
     )
 
 
+def has_tune_state(experiment: str) -> bool:
+    """True if Tune has saved the experiment's state at least once (what a resume reads)."""
+    return any(
+        n.startswith(_RESUME_STATE["experiment_state-*.json"]) for n in _top_level_names(experiment)
+    )
+
+
 def _top_level_names(experiment: str) -> list[str]:
     if uri.is_remote(experiment):
         fs, path = filesystem(experiment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import optuna
+import pyarrow.fs
 from ray import tune
 
 from poptune import uri
@@ -26,6 +28,7 @@ from poptune.errors import UsageError
 from poptune.layout import STUDY_FILE
 from poptune.metric import METRIC, MODE
 from poptune.search.batch_tpe import BatchTPESampler
+from poptune.search.disk_full import TrialsHitFullDisk, watching_the_disk
 from poptune.search.experiment_files import (
     check_experiment_dir,
     previous_wall_s,
@@ -33,8 +36,15 @@ from poptune.search.experiment_files import (
     replace_experiment_dir,
     write_search_file,
 )
+from poptune.search.finished import FinishedTrials
 from poptune.search.progress import TrialProgress
-from poptune.search.resume import DAMAGED_PICKLE, rebuildable_tuner_state, saved_trial_counts
+from poptune.search.resources import per_trial
+from poptune.search.resume import (
+    DAMAGED_PICKLE,
+    has_tune_state,
+    rebuildable_tuner_state,
+    saved_trial_counts,
+)
 from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
 from poptune.search.searcher import PoptuneOptunaSearch, study_copy_of_this_run
 from poptune.search.settings import SearchSettings
@@ -45,6 +55,7 @@ from poptune.search.tensorboard import TrialTensorBoard
 from poptune.search.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
 from poptune.storage import remote
+from poptune.storage.atomic_fs import atomic_local_filesystem
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.splits import TrainingData
 from poptune.trainables.tune import TrialSettings, train_trial
@@ -70,6 +81,7 @@ def run_search(
     callbacks: Sequence[tune.Callback] = (),
     trainable: Callable[[dict], None] | None = None,
     local_cpus: int | None = None,
+    on_saved: Callable[[], None] | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the search of ``settings`` on ``prepared``; return its trial counts.
 
@@ -79,7 +91,11 @@ def run_search(
     driver at a scale this machine could never train); it gets the same resources, and the
     rest of the search (searcher, scheduler, callbacks, checkpoints, files) stays as it is.
     ``local_cpus``: the CPUs a private local Ray advertises instead of this machine's own
-    (simulating a bigger one); ignored when joining a cluster.
+    (simulating a bigger one); ignored when joining a cluster. ``on_saved`` is called once the
+    experiment holds this search's poptune_search.json: from then on ``--resume`` continues it.
+
+    A full disk under the experiment stops the search as Ctrl-C does, and then this raises
+    :class:`~poptune.search.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
     """
     _quiet_tune()
     exp_dir = check_experiment_dir(settings)
@@ -112,12 +128,27 @@ def run_search(
         new_tuner = partial(
             _new_tuner, settings, trainable, cluster, autoscaling, study_file, callbacks
         )
-        tuner = _restored_tuner(settings, trainable, new_tuner) if settings.resume else new_tuner()
+        # poptune_search.json first: an experiment that has it can be resumed, from the very
+        # start (its tuner.pkl is rebuilt from it if the driver stopped before Tune wrote one).
         write_search_file(settings, prepared, wall_s=None)
+        if on_saved is not None:
+            on_saved()
+        tuner = _restored_tuner(settings, trainable, new_tuner) if settings.resume else new_tuner()
         started = time.perf_counter()
-        with sigterm_as_sigint():  # pre-emption: save state and stop, as on Ctrl-C
-            tuner.fit()
+        # Pre-emption (SIGTERM, SIGUSR1) saves state and stops, as on Ctrl-C; so does a full disk.
+        with sigterm_as_sigint(), watching_the_disk() as disk:
+            try:
+                tuner.fit()
+            except KeyboardInterrupt:
+                # Without Tune's handler (TUNE_DISABLE_SIGINT_HANDLER=1) a full disk stops the
+                # search as a plain KeyboardInterrupt: it is still a full disk.
+                if disk.cause is None:
+                    raise
         wall_s = time.perf_counter() - started
+    if disk.cause is not None:
+        with contextlib.suppress(OSError):  # the disk may still be full: the old one stays whole
+            write_search_file(settings, prepared, wall_s=wall_s + wall_before)
+        raise TrialsHitFullDisk(disk.cause, errored=disk.errored)
     wall_s += wall_before
     write_search_file(settings, prepared, wall_s=wall_s)
     # Counted from the saved state: after an interrupt the returned grid calls stopped trials
@@ -155,12 +186,14 @@ def _new_tuner(
     """The Tuner of a new search (it writes the experiment's tuner.pkl)."""
     limit = capacity.max_concurrent(settings, cluster, autoscaling)
     print(f"poptune: up to {limit} trial(s) at once {_where(cluster, autoscaling)}", flush=True)
+    storage_path, storage_filesystem = _storage(settings)
     return tune.Tuner(
         trainable,
         tune_config=_tune_config(settings, max_concurrent=limit, study_file=study_file),
         run_config=tune.RunConfig(
             name=settings.name,
-            storage_path=settings.storage_uri,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             # Keep every checkpoint while the search runs: with num_to_keep, Tune deletes the
             # checkpoint its last saved state points to before it saves the next state, so a
@@ -171,6 +204,7 @@ def _new_tuner(
                 TrialProgress(settings.num_samples, settings.max_epochs),
                 TrialTensorBoard(settings.max_epochs),
                 *callbacks,
+                FinishedTrials(),  # last: every other callback sees a finished trial whole
             ],
             verbose=0,
         ),
@@ -184,14 +218,21 @@ def _restored_tuner(
     disk, a crash while it was written), it is written again as a new search would, and Tune
     resumes from the trials and searcher state it saved beside it."""
 
+    storage_path, storage_filesystem = _storage(settings)
+
     def restore() -> tune.Tuner:
         return tune.Tuner.restore(
-            settings.experiment_uri,
+            uri.join(storage_path, settings.name),
             trainable=trainable,
             resume_unfinished=True,
             resume_errored=settings.retry_errored,
+            storage_filesystem=storage_filesystem,
         )
 
+    if not has_tune_state(settings.experiment_uri):
+        # Stopped before Tune saved anything (Ctrl-C while the cluster was joined): nothing ran,
+        # so the search starts as it would have.
+        return new_tuner()
     try:
         return restore()
     except DAMAGED_PICKLE as damage:
@@ -199,6 +240,14 @@ def _restored_tuner(
     new_tuner()
     print(f"poptune: warning: {line}", file=sys.stderr, flush=True)
     return restore()
+
+
+def _storage(settings: SearchSettings) -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """Where Tune writes the experiment: a local one through a file system whose files are
+    whole or absent (poptune/storage/atomic_fs.py says why); a bucket through pyarrow's own."""
+    if not settings.storage_is_local:
+        return settings.storage_uri, None
+    return str(uri.local_path(settings.storage_uri)), atomic_local_filesystem()
 
 
 def _where(cluster: ClusterInfo, autoscaling: Autoscaling | None) -> str:
@@ -227,7 +276,8 @@ def _trainable(
     *,
     deadline: float | None = None,
 ):
-    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    # One factory for every trial (search/resources.py), not a dict that makes one each.
+    resources = per_trial(settings.cpus_per_trial, settings.gpus_per_trial)
     if swapped is not None:
         return tune.with_resources(swapped, resources)
     trial = TrialSettings(

@@ -38,6 +38,23 @@ class NewestFirst:
         self._count += 1
         self._added[trial.trial_id] = self._count
 
+    # A trial that has ended is never chosen again: forgotten, so that the order kept is that
+    # of the live trials only, not one entry for every trial of the search.
+    def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        self._forget(trial)
+
+    def on_trial_error(self, tune_controller, trial: Trial) -> None:
+        super().on_trial_error(tune_controller, trial)
+        self._forget(trial)
+
+    def on_trial_remove(self, tune_controller, trial: Trial) -> None:
+        super().on_trial_remove(tune_controller, trial)
+        self._forget(trial)
+
+    def _forget(self, trial: Trial) -> None:
+        getattr(self, "_added", {}).pop(trial.trial_id, None)
+
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         added = getattr(self, "_added", {})
         live = tune_controller.get_live_trials()

@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from poptune.compat import optuna_private, ray_private
 from poptune.metric import METRIC
 from poptune.search.study import fast_commits
 from poptune.search.study_file import StudyFile
@@ -51,7 +51,10 @@ def study_copy_of_this_run(study_file: StudyFile | None) -> Iterator[None]:
         _THIS_RUN.reset(token)
 
 
-class PoptuneOptunaSearch(OptunaSearch):
+# Ray's OptunaSearch keeps its study, its trials and the trials it has told in private
+# attributes, which this subclass extends: they are reached through compat.ray_private, and a
+# define-by-run suggestion is read off the trial there (FastDefineByRun).
+class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
     # A class default too: a searcher unpickled from an experiment saved before it had one.
     _study_file: StudyFile | None = None
 
@@ -91,12 +94,6 @@ class PoptuneOptunaSearch(OptunaSearch):
             return Searcher.FINISHED
         return super().suggest(trial_id)
 
-    def _suggest_from_define_by_run_func(self, func, ot_trial: optuna.Trial) -> dict:
-        # Ray hands the space a proxy that wraps every suggest_* call to note its value, at the
-        # cost of an inspect.signature each (a twentieth of a suggestion); the trial notes them.
-        returned = func(ot_trial)
-        return {**ot_trial.params, **(returned or {})}
-
     def save(self, checkpoint_path: str) -> None:
         # A monotonic clock means nothing in another process: fold this run's time into the
         # seconds spent (and restart the run's clock from now), and save no clock at all.
@@ -110,7 +107,7 @@ class PoptuneOptunaSearch(OptunaSearch):
         finally:
             self._run_started = run_started
         if self._study_file is not None:
-            self._study_file.write(self._ot_study)
+            self._study_file.write(ray_private.optuna_study_of(self))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Unpickled with the Tuner (tuner.pkl) on --resume: used as is if no state was saved.
@@ -125,21 +122,21 @@ class PoptuneOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         self._adopt_study_copy()
+        study = ray_private.optuna_study_of(self)
         # The study's storage comes back unpickled, with a new SQLite engine.
-        backend = getattr(self._ot_study._storage, "_backend", None)
-        if isinstance(backend, optuna.storages.RDBStorage):
+        backend = optuna_private.rdb_storage_of(study)
+        if backend is not None:
             fast_commits(backend)
         self._run_started = None  # this run's clock starts at its first suggest
         # A driver killed after telling the study a trial's outcome, but before Tune next saved
         # its own state, comes back (--resume) with that trial unfinished: Tune runs it again
         # and Optuna refuses a second outcome. The study is the record, so those count as told.
-        finished = {
-            t.number for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()
-        }
+        finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        completed = ray_private.completed_trials_of(self)
         self._told_in_study = {
             trial_id
-            for trial_id, ot_trial in self._ot_trials.items()
-            if ot_trial.number in finished and trial_id not in self._completed_trials
+            for trial_id, ot_trial in ray_private.optuna_trials_of(self).items()
+            if ot_trial.number in finished and trial_id not in completed
         }
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -151,30 +148,37 @@ class PoptuneOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        completed = ray_private.completed_trials_of(self)
+        ot_trials = ray_private.optuna_trials_of(self)
+        if trial_id in completed or trial_id not in ot_trials:
             return super().on_trial_complete(trial_id, result, error)
         if trial_id in self._told_in_study:
             self._best.pop(trial_id, None)
             self._last_step.pop(trial_id, None)
-            self._completed_trials.add(trial_id)
+            completed.add(trial_id)
+            ot_trials.pop(trial_id)
             return None
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = ot_trials[trial_id]
+        study = ray_private.optuna_study_of(self)
         if result and not error:
             self._report_final(trial_id, result)
         best = self._best.pop(trial_id, None)
         self._last_step.pop(trial_id, None)
         if error or best is None:
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+            study.tell(ot_trial, None, state=TrialState.FAIL)
         elif (
             result
             and not result.get("diverged")
             and result.get(TRAINING_ITERATION, 0) < self._max_epochs
         ):
             # Stopped by the scheduler: Optuna takes the last reported value for a pruned trial.
-            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+            study.tell(ot_trial, None, state=TrialState.PRUNED)
         else:
-            self._ot_study.tell(ot_trial, best, state=TrialState.COMPLETE)
-        self._completed_trials.add(trial_id)
+            study.tell(ot_trial, best, state=TrialState.COMPLETE)
+        completed.add(trial_id)
+        # Told: the study holds the trial now. Ray's searcher would keep its Optuna trial (a
+        # copy of the study's, 3 KB) for every trial of the search, in memory and in each save.
+        ot_trials.pop(trial_id)
 
     def _track(self, trial_id: str, result: dict) -> None:
         value = result.get(METRIC)
@@ -188,4 +192,4 @@ class PoptuneOptunaSearch(OptunaSearch):
         if result.get(METRIC) is None or step is None or step <= self._last_step.get(trial_id, 0):
             return
         self._track(trial_id, result)
-        self._ot_trials[trial_id].report(result[METRIC], step)
+        ray_private.optuna_trials_of(self)[trial_id].report(result[METRIC], step)

@@ -162,6 +162,11 @@ class TrialTensorBoard(TBXLoggerCallback):
         board = self._boards.pop(trial_id, None)
         if board is not None:
             board.close(failed=failed, max_epochs=self._max_epochs, diverged=diverged)
+        if not failed:
+            # A finished trial's board never reopens: its running best is not kept (nor saved
+            # with the experiment) for every trial of a long search. A failed one's is, for
+            # --retry-errored.
+            self._bests.pop(trial_id, None)
 
     def _detach(self, trial_id: str) -> None:
         board = self._boards.pop(trial_id, None)

@@ -15,8 +15,11 @@ import time
 import uuid
 from typing import Any
 
+# ray.air.integrations.mlflow is where Ray documents the callback (ray.tune.logger.mlflow only
+# re-exports it): a public path. Its run per trial is private state: see compat.ray_private.
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+from poptune.compat import ray_private
 from poptune.search.runner import trial_dirname
 from poptune.tracking.runs import EXPERIMENT_TAG, TRIAL_TAG, allow_file_store, client, search_run
 
@@ -45,20 +48,22 @@ class TrialRuns(MLflowLoggerCallback):
         self.tags = {PARENT_TAG: parent, EXPERIMENT_TAG: name}
 
     def log_trial_start(self, trial) -> None:
-        if trial not in self._trial_runs:
+        runs = ray_private.trial_runs_of(self)
+        if trial not in runs:
             run_id = self._existing_run(trial.trial_id)
             if run_id is None:
                 tags = {**self.tags, TRIAL_TAG: trial.trial_id, "trial_name": str(trial)}
                 run_id = self.mlflow_util.start_run(tags=tags, run_name=trial_dirname(trial))
                 run_id = run_id.info.run_id
-            self._trial_runs[trial] = run_id
+            runs[trial] = run_id
         # Params are write-once in MLflow; a resumed trial logs the same values again: allowed.
-        self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=trial.config)
+        self.mlflow_util.log_params(run_id=runs[trial], params_to_log=trial.config)
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
         from mlflow.entities import Metric
 
-        if trial not in self._trial_runs:
+        runs = ray_private.trial_runs_of(self)
+        if trial not in runs:
             self.log_trial_start(trial)
         epoch = result.get("epoch")
         if not isinstance(epoch, int | float):
@@ -69,7 +74,13 @@ class TrialRuns(MLflowLoggerCallback):
             for key in CURVES
             if isinstance(result.get(key), int | float) and math.isfinite(result[key])
         ]
-        self._mlflow().log_batch(self._trial_runs[trial], metrics=metrics)
+        self._mlflow().log_batch(runs[trial], metrics=metrics)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        super().log_trial_end(trial, failed=failed)
+        # Its run is ended: not kept for every trial of a long search (a trial that goes on,
+        # --retry-errored, finds its run again by its trial id).
+        ray_private.trial_runs_of(self).pop(trial, None)
 
     def _existing_run(self, trial_id: str) -> str | None:
         found = self._mlflow().search_runs(

@@ -24,6 +24,10 @@ shared 2-core Intel Xeon VM, 2026-12-01).
 freely between the two, without building a `torch.optim` optimizer: the first one a process
 builds imports torch._dynamo (sympy and 800 more modules): about a second and 70 MB per trial
 worker.
+
+The arithmetic is copied from one torch release (see `poptune.compat.torch_private`): with any
+other, or `POPTUNE_PUBLIC_PATHS=1`, `adamw` builds torch's own AdamW instead (`TorchAdamW`, the
+same interface), with one warning.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from poptune.compat import torch_private
 
 # torch's CPU allocator aligns tensors to 64 bytes, CUDA's caching allocator to 512.
 _ALIGN_BYTES = 512
@@ -189,3 +195,38 @@ class FlatAdamW:
         for saved, (exp_avg, exp_avg_sq) in zip(states, moments, strict=True):
             exp_avg.copy_(saved["exp_avg"])
             exp_avg_sq.copy_(saved["exp_avg_sq"])
+
+
+class TorchAdamW(torch.optim.AdamW):
+    """`torch.optim.AdamW` itself, with FlatAdamW's interface: `lr` (every group's rate),
+    `steps` and `release()`. Its state is torch's own, so checkpoints move as they do between
+    FlatAdamW and torch's AdamW."""
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = value
+
+    @property
+    def steps(self) -> int:
+        """Steps taken so far: every parameter's state counts the same ones."""
+        for state in self.state.values():
+            return int(state["step"])
+        return 0
+
+    def release(self) -> None:
+        """Nothing to give back: each parameter has its own storage throughout."""
+
+
+def adamw(
+    params: Iterable[nn.Parameter], *, lr: float, weight_decay: float
+) -> FlatAdamW | TorchAdamW:
+    """The optimizer `fit` trains with: FlatAdamW where its arithmetic is that of the installed
+    torch's AdamW, else torch's AdamW itself."""
+    if torch_private.flat_adamw_matches_torch():
+        return FlatAdamW(params, lr=lr, weight_decay=weight_decay)
+    return TorchAdamW(params, lr=lr, weight_decay=weight_decay)

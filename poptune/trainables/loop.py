@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from poptune.compat import torch_private
 from poptune.metric import regression_scores
 from poptune.trainables.config import ModelConfig
 from poptune.trainables.features import QuantileInput, fit_and_map
-from poptune.trainables.flat_adamw import FlatAdamW
+from poptune.trainables.flat_adamw import adamw
 from poptune.trainables.models import build_model
 from poptune.trainables.schedule import learning_rate
 from poptune.trainables.splits import Splits
@@ -116,8 +117,9 @@ def fit(
     x_val = torch.from_numpy(prepared.x_val).to(device)
 
     model = build_model(config).to(device)
-    # torch.optim.AdamW's arithmetic in a few kernel calls instead of ~10 per tensor.
-    optimizer = FlatAdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # torch.optim.AdamW's arithmetic in a few kernel calls instead of ~10 per tensor (FlatAdamW;
+    # torch's own AdamW on a torch it was not checked against).
+    optimizer = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[EpochStats] = []
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
@@ -227,10 +229,11 @@ def _layer_by_layer(model: nn.Module, start: int = 0) -> Callable[[torch.Tensor]
 
     `nn.Module.__call__` checks for hooks and more on every call: ~3 µs a layer, 6% of a batch-64
     step of the reference model. The models `build_model` makes are plain `nn.Sequential`s and
-    `fit` registers no hooks, so the result is the same; anything else keeps the usual call.
+    `fit` registers no hooks, so the result is the same; anything else (or a model that may have
+    hooks, which only torch's private names tell: see compat.torch_private) keeps the usual call.
     """
     plain = isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward
-    if not plain or _has_hooks(model):
+    if not plain or torch_private.may_have_hooks(model):
         return model
     layers = [layer.forward for layer in list(model)[start:]]
 
@@ -240,21 +243,6 @@ def _layer_by_layer(model: nn.Module, start: int = 0) -> Callable[[torch.Tensor]
         return x
 
     return forward
-
-
-def _has_hooks(model: nn.Module) -> bool:
-    from torch.nn.modules import module as torch_module
-
-    global_hooks = (
-        torch_module._global_forward_hooks,
-        torch_module._global_forward_pre_hooks,
-        torch_module._global_backward_hooks,
-        torch_module._global_backward_pre_hooks,
-    )
-    return any(global_hooks) or any(
-        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-        for m in model.modules()
-    )
 
 
 def _epoch_loss(losses: list[float] | list[torch.Tensor], sizes: list[int]) -> float:
