@@ -17,7 +17,7 @@ process of its own (benchmarks/_chaos_memory.py): its RSS every 250 trials, and 
 1,000 trials as the slope of a line fitted after the warm-up; the object types and, with
 tracemalloc, the lines whose allocations grew.
 
-`python -m benchmarks chaos` runs the default size (about 25 minutes on 2 cores: 10,000 trials
+`python -m benchmarks chaos` runs the default size (25 to 40 minutes on 2 cores: 10,000 trials
 for the memory); `python -m benchmarks.chaos --quick` a small one (printed, not recorded);
 `--only memory` (or `nodes`) one part, `--record` to append its figures to RESULTS.md.
 """
