@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
+import unittest.mock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ import torch
 from poptune.analysis.results import read_results
 from poptune.cli import main
 from poptune.layout import STUDY_FILE
+from poptune.search import disk_full
 from poptune.search.resume import saved_trial_counts
 from tests.quirks import doc_rows
 
@@ -242,3 +245,30 @@ def _copied_db(path: Path, scratch: Path) -> Path:
         if part.exists():
             shutil.copyfile(part, copy.with_name(part.name))
     return copy
+
+
+def _failed_trial(tmp_path: Path, error: str, failures: int) -> types.SimpleNamespace:
+    error_file = tmp_path / "error.txt"
+    error_file.write_text(f"Failure # 1 (occurred at now)\nRuntimeError: lost\n\n"
+                          f"Failure # 2 (occurred at now)\n{error}\n")  # fmt: skip
+    metadata = types.SimpleNamespace(num_failures=failures, invalidate_cache=lambda: None)
+    return types.SimpleNamespace(pickled_error_file=None, error_file=error_file,
+                                 run_metadata=metadata)  # fmt: skip
+
+
+def test_a_full_disk_failure_is_forgiven_only_where_it_stops_the_search(tmp_path):
+    full = f"OSError: [Errno {errno.ENOSPC}] No space left on device"
+    # Only the newest failure counts: an older full disk, now another error, is the trial's own.
+    assert not disk_full.trial_failed(_failed_trial(tmp_path, "ValueError: x", 2), retried=True)
+    # With no watch nothing would stop the search: the failure counts, or retries never end.
+    unwatched = _failed_trial(tmp_path, full, 2)
+    assert disk_full.trial_failed(unwatched, retried=True)
+    assert unwatched.run_metadata.num_failures == 2
+    stops = []
+    stop = unittest.mock.patch.object(disk_full, "stop_like_ctrl_c", lambda: stops.append(1))
+    with disk_full.watching_the_disk() as watch, stop:
+        retried = _failed_trial(tmp_path, full, 2)
+        assert disk_full.trial_failed(retried, retried=True)
+        assert disk_full.trial_failed(_failed_trial(tmp_path, full, 1), retried=False)
+    assert retried.run_metadata.num_failures == 1  # not one of its --max-failures
+    assert stops == [1] and watch.errored == 1 and watch.cause == os.strerror(errno.ENOSPC)

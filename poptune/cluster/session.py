@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -70,7 +71,10 @@ def _interruptible_start() -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        ray.shutdown()  # stops whatever of a private Ray had started; a no-op otherwise
+        # Stops whatever of a private Ray had started (a no-op otherwise); a failure to stop it
+        # must not hide the interrupt that is being raised.
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         _reinstall_sigterm()
         if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
             raise KeyboardInterrupt from None

@@ -358,13 +358,35 @@ def trim_finished_trial(trial: Any, keep_metrics: Collection[str]) -> bool:
         for name, summary in summaries.items()
         if name in keep_metrics
     }
-    metadata.metric_n_steps = {}
+    # The running windows of the kept metrics stay: Tune would update them if it ever saw
+    # another result of the trial (two short deques each).
+    metadata.metric_n_steps = {
+        name: windows for name, windows in metadata.metric_n_steps.items() if name in keep_metrics
+    }
     if manager is not None and len(results) > 1:
         manager._checkpoint_results = [latest] if latest in results else results[-1:]
     if isinstance(pending_default, ray.ObjectRef) and set(metadata.last_result) - {"trial_id"}:
         trial._default_result_or_future = None
     invalidate()
     return True
+
+
+_FORGIVE_FALLBACK = (
+    "a trial failure caused by a full disk counts against the trial's --max-failures"
+)
+
+
+def forgive_failure(trial: Any) -> None:
+    """Take one failure off ``trial``'s count (a failure that was no fault of the trial's, as a
+    full disk): Tune keeps the count in the trial's private run metadata."""
+    if not _private_paths("failure count", _FORGIVE_FALLBACK):
+        return
+    try:
+        metadata = trial.run_metadata
+        metadata.num_failures = max(0, metadata.num_failures - 1)
+        metadata.invalidate_cache()
+    except AttributeError as exc:
+        _missing("failure count", exc, _FORGIVE_FALLBACK)
 
 
 def checkpoint_results_of(trial: Any) -> int:

@@ -23,12 +23,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from poptune.compat import ray_private
 from poptune.search.signals import stop_like_ctrl_c
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -102,20 +105,20 @@ def watching_the_disk() -> Iterator[DiskFullWatch]:
         _WATCH.reset(token)
 
 
-def trial_failed(trial, *, retried: bool) -> bool:
+def trial_failed(trial: Any, *, retried: bool) -> bool:
     """Called on every trial failure (the search's progress callback); True if the disk is full,
     and then the search is being stopped. ``retried``: Tune is about to retry the trial."""
     cause = _trial_error(trial)
     if cause is None:
         return False
-    if retried:
-        # No fault of the trial's: the failure is not one of its --max-failures.
-        trial.run_metadata.num_failures = max(0, trial.run_metadata.num_failures - 1)
-        trial.run_metadata.invalidate_cache()
     watch = _WATCH.get()
     if watch is None:
+        # Nothing here stops the search (Tune's loop runs elsewhere, as under ray://): the
+        # failure must count against --max-failures, or a trial would be retried forever.
         return True
-    if not retried:
+    if retried:
+        ray_private.forgive_failure(trial)  # no fault of the trial's: not one of its failures
+    else:
         watch.errored += 1
     if watch.cause is None:
         watch.cause = cause
@@ -146,15 +149,32 @@ def _trial_error(trial) -> str | None:
 
 
 class _FullDiskRecords(logging.Filter):
-    """Drops log records about a full disk (its exception, or its text), and Tune's endings."""
+    """Drops log records about a full disk (its exception, or its text), and Tune's endings;
+    says once, in one line, that the disk is full, should no trial fail of it (only Tune's
+    saves of the experiment state did, which it tries again at the next save)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and is_disk_full(record.exc_info[1]):
-            return False
+            return self._dropped()
         try:
             message = record.getMessage()
         except Exception:
             return True
         if message.startswith(_TUNE_ENDINGS):
             return False
-        return not any(text in message for text in _TEXTS)
+        return not any(text in message for text in _TEXTS) or self._dropped()
+
+    def _dropped(self) -> bool:
+        if not self._said:
+            self._said = True
+            print(
+                "poptune: warning: the experiment's disk is full: Tune cannot save the search's "
+                "state there until space is freed (the search stops if a trial cannot save)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return False

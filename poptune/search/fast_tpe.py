@@ -104,9 +104,11 @@ class RememberedParams:
     ) -> dict[str, np.ndarray]:
         known = self.__dict__.setdefault("_remembered", {})
         if len(known) > self.MOST_REMEMBERED:
-            shown = {trial.number for trial in trials}
+            # TPE asks for the trials below and those above gamma in two calls: keep the rows of
+            # every trial from the oldest one shown, not only this call's half.
+            oldest = min((trial.number for trial in trials), default=0)
             known = self.__dict__["_remembered"] = {
-                key: row for key, row in known.items() if key[0] in shown
+                key: row for key, row in known.items() if key[0] >= oldest
             }
             if len(known) > self.MOST_REMEMBERED:  # a window larger than the bound
                 known.clear()

@@ -7,7 +7,8 @@ a trial over a long search. Given :func:`trial_resources` instead, every copy an
 one factory this process made for those resources (equal to what Tune makes of the dict).
 
 This module is unpickled with the trainable in every trial's worker too: it imports Ray Tune
-and nothing of poptune's (a surrogate trial's worker imports no torch because of it).
+(and, with its package, poptune's search settings), not the trainable's modules: a surrogate
+trial's worker imports no torch because of it.
 """
 
 from __future__ import annotations

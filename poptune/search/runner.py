@@ -130,7 +130,8 @@ def run_search(
         )
         # poptune_search.json first: an experiment that has it can be resumed, from the very
         # start (its tuner.pkl is rebuilt from it if the driver stopped before Tune wrote one).
-        write_search_file(settings, prepared, wall_s=None)
+        # A resumed search keeps the wall it has spent, should it stop before it says more.
+        write_search_file(settings, prepared, wall_s=wall_before if settings.resume else None)
         if on_saved is not None:
             on_saved()
         tuner = _restored_tuner(settings, trainable, new_tuner) if settings.resume else new_tuner()
@@ -143,6 +144,10 @@ def run_search(
                 # Without Tune's handler (TUNE_DISABLE_SIGINT_HANDLER=1) a full disk stops the
                 # search as a plain KeyboardInterrupt: it is still a full disk.
                 if disk.cause is None:
+                    # A time budget goes on from the wall spent, not from scratch, on --resume.
+                    spent = wall_before + time.perf_counter() - started
+                    with contextlib.suppress(OSError):
+                        write_search_file(settings, prepared, wall_s=spent)
                     raise
         wall_s = time.perf_counter() - started
     if disk.cause is not None:
@@ -204,7 +209,9 @@ def _new_tuner(
                 TrialProgress(settings.num_samples, settings.max_epochs),
                 TrialTensorBoard(settings.max_epochs),
                 *callbacks,
-                FinishedTrials(),  # last: every other callback sees a finished trial whole
+                # After poptune's callbacks: each of them sees a finished trial whole (Tune's own
+                # loggers, appended after these, read only what is kept).
+                FinishedTrials(),
             ],
             verbose=0,
         ),

@@ -53,11 +53,6 @@ def sigterm_as_sigint() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def forwarding() -> bool:
-    """True while SIGTERM is handed to the SIGINT handler (inside :func:`sigterm_as_sigint`)."""
-    return signal.getsignal(signal.SIGTERM) is forward_to_sigint
-
-
 def stop_like_ctrl_c() -> None:
     """Stop what runs as a Ctrl-C would: Tune's graceful stop during ``fit`` (its final save,
     trials left resumable), else a KeyboardInterrupt. Main thread only (Tune's callbacks run

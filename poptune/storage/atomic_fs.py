@@ -60,9 +60,11 @@ class _AtomicFile:
     def close(self) -> None:
         if self.closed:
             return
+        # No fsync: the rename alone makes the file whole or absent when the disk fills (the
+        # write fails first); an fsync per file would cost each save of a long search a sync of
+        # every trial's files, which Tune copies again at each save.
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self._tmp, self._path)
         except BaseException:
@@ -156,6 +158,11 @@ class AtomicLocalHandler(pyarrow.fs.FileSystemHandler):
         return self._local.open_input_file(path)
 
     def open_output_stream(self, path: str, metadata: dict | None) -> pyarrow.NativeFile:
+        # pyarrow wraps what this returns in a stream of its own, whose close() (as at the end of
+        # a `with` block, even one left by an exception) renames the file: a caller that raised
+        # between two writes would leave what it wrote. Tune writes each file in one call
+        # (copy_files, or one write of bytes pickled beforehand), and a write that fails, or is
+        # interrupted, discards the file at once.
         return pyarrow.PythonFile(_AtomicFile(path), mode="w")
 
     def open_append_stream(self, path: str, metadata: dict | None) -> pyarrow.NativeFile:

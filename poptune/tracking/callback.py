@@ -77,6 +77,8 @@ class TrialRuns(MLflowLoggerCallback):
         self._mlflow().log_batch(runs[trial], metrics=metrics)
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
+        if trial not in ray_private.trial_runs_of(self):
+            return  # its run was ended already (a stop that failed ends a trial twice)
         super().log_trial_end(trial, failed=failed)
         # Its run is ended: not kept for every trial of a long search (a trial that goes on,
         # --retry-errored, finds its run again by its trial id).
