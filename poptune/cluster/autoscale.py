@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from poptune.cluster.capacity import node_slots
+from poptune.cluster.slots import node_slots
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 UNBOUNDED_NODES = 10_000  # a node group without a maximum (KubeRay's -1)

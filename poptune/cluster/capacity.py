@@ -9,16 +9,29 @@ cluster it joined (`poptune.search.runner`).
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from poptune.cluster.slots import node_slots
 from poptune.errors import UsageError
 
 if TYPE_CHECKING:
     from poptune.cluster.autoscale import Autoscaling
-    from poptune.search.settings import SearchSettings
+
+
+class TrialRequest(Protocol):
+    """What a search asks of a cluster (SearchSettings is one): the cluster's modules take these
+    few numbers, not the search's settings, so that joining a cluster needs nothing of search/."""
+
+    @property
+    def cpus_per_trial(self) -> float: ...
+    @property
+    def gpus_per_trial(self) -> float: ...
+    @property
+    def max_concurrent(self) -> int | None: ...
+    @property
+    def num_samples(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -35,16 +48,8 @@ class ClusterInfo:
         return self.address is None
 
 
-def node_slots(resources: dict[str, float], cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """Trials one node holds: its CPUs and GPUs divided by each trial's, rounded down."""
-    slots = math.floor(float(resources.get("CPU", 0)) / cpus_per_trial + 1e-9)
-    if gpus_per_trial > 0:
-        slots = min(slots, math.floor(float(resources.get("GPU", 0)) / gpus_per_trial + 1e-9))
-    return max(0, slots)
-
-
 def cluster_slots(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+    settings: TrialRequest, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
 ) -> int:
     """Trials the cluster holds at once now, or once its autoscaler has added every node."""
     cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
@@ -56,7 +61,7 @@ def cluster_slots(
 
 
 def trial_slots(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+    settings: TrialRequest, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
 ) -> int:
     """Trials that run at once: the cluster's slots (its autoscaler's nodes counted), capped by
     --max-concurrent and --num-samples; at least one. What `poptune estimate` schedules over."""
@@ -69,7 +74,7 @@ def trial_slots(
 
 
 def max_concurrent(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+    settings: TrialRequest, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
 ) -> int:
     """--max-concurrent, else every slot the cluster has or can have. Setting it matters: Tune
     wraps the searcher in a ConcurrencyLimiter, and only then asks for all slots' trials at once
@@ -84,7 +89,7 @@ def max_concurrent(
 
 
 def check_fits(
-    settings: SearchSettings, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
+    settings: TrialRequest, cluster: ClusterInfo, autoscaling: Autoscaling | None = None
 ) -> None:
     """Refuse a search no trial of which could ever start, or a --max-concurrent this machine
     cannot hold. On an autoscaling cluster, nodes its autoscaler can add count (cluster.yaml's

@@ -12,8 +12,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from poptune.search.settings import SearchSettings
+
+class StorageSetting(Protocol):
+    """Where a search writes (SearchSettings is one)."""
+
+    @property
+    def storage(self) -> str: ...
+    @property
+    def storage_is_local(self) -> bool: ...
 
 
 def is_this_machine(host: str) -> bool:
@@ -57,7 +65,7 @@ def remote_hosts(
 
 
 def local_storage_warning(
-    settings: SearchSettings,
+    settings: StorageSetting,
     address: str | None,
     node_hosts: Iterable[str],
     *,
