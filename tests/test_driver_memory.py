@@ -82,7 +82,8 @@ def test_a_finished_trial_keeps_its_metrics_summary_last_result_and_newest_check
     _complete(trial)
     assert trial.metric_analysis == {METRIC: summary}
     assert summary["min"] == 240.0 and summary["last"] == 245.0
-    assert trial.metric_n_steps == {}
+    # The kept metric keeps its running windows (Tune would update them on another result).
+    assert set(trial.metric_n_steps) == {METRIC}
     assert trial.last_result == last
     manager = trial.run_metadata.checkpoint_manager
     assert [r.checkpoint.path for r in manager.best_checkpoint_results] == [newest]
