@@ -28,7 +28,7 @@ from benchmarks.quality import poptune_search, seed_mlp
 from poptune.data import prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
 from poptune.metric import regression_scores
-from poptune.search import runner
+from poptune.search import tune_config
 from poptune.spaces import define_space
 
 ROWS, BUDGET, SEEDS = 26_300, 30.0, (0, 1, 2)
@@ -38,20 +38,20 @@ VARIANTS = ("full", "no recipe", "no family starts", "no finalists")
 @contextlib.contextmanager
 def _variant(name: str) -> Iterator[None]:
     """Take one lever out of the driver's search (the space and the first points live there)."""
-    saved = runner.define_space, runner.starting_points
-    original_points = runner.starting_points
+    saved = tune_config.define_space, tune_config.starting_points
+    original_points = tune_config.starting_points
     if name == "no recipe":
-        runner.define_space = functools.partial(define_space, recipe=False)
-        runner.starting_points = lambda n: [
+        tune_config.define_space = functools.partial(define_space, recipe=False)
+        tune_config.starting_points = lambda n: [
             {k: v for k, v in p.items() if k not in ("features", "schedule")}
             for p in original_points(n)
         ]
     elif name == "no family starts":
-        runner.starting_points = lambda n: original_points(n)[:1]
+        tune_config.starting_points = lambda n: original_points(n)[:1]
     try:
         yield
     finally:
-        runner.define_space, runner.starting_points = saved
+        tune_config.define_space, tune_config.starting_points = saved
 
 
 def run() -> list[Figure]:

@@ -16,10 +16,10 @@ from optuna.trial import TrialState
 from poptune import compat
 from poptune.compat import optuna_private
 from poptune.layout import STUDY_FILE
-from poptune.search.runner import _sampler
 from poptune.search.settings import SearchSettings
 from poptune.search.study import SingleWriterStorage, driver_study_storage
 from poptune.search.study_file import StudyFile
+from poptune.search.tune_config import sampler_for
 from poptune.search.window import WindowedSampler
 from tests.test_study_file import _ask, _read, _view
 
@@ -34,7 +34,7 @@ def _fresh_warnings(monkeypatch):
 
 def test_the_installed_optuna_takes_the_fast_paths(tmp_path, capsys):
     assert optuna_private.fast_paths()
-    assert isinstance(_sampler(SearchSettings(name="x")), WindowedSampler)
+    assert isinstance(sampler_for(SearchSettings(name="x")), WindowedSampler)
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     assert isinstance(driver_study_storage(storage), SingleWriterStorage)
     assert capsys.readouterr().err == ""
@@ -42,7 +42,7 @@ def test_the_installed_optuna_takes_the_fast_paths(tmp_path, capsys):
 
 def test_another_optuna_takes_the_public_paths_and_says_so_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(optuna, "__version__", "5.1.0")
-    sampler = _sampler(SearchSettings(name="x", seed=3))
+    sampler = sampler_for(SearchSettings(name="x", seed=3))
     assert type(sampler) is optuna.samplers.TPESampler
     assert sampler._constant_liar and sampler._multivariate and sampler._group
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")

@@ -21,8 +21,8 @@ from poptune.compat import ray_private
 from poptune.metric import METRIC
 from poptune.search.finished import FinishedTrials
 from poptune.search.resources import per_trial
-from poptune.search.runner import _trainable
 from poptune.search.settings import SearchSettings
+from poptune.search.tune_config import trainable_for
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +129,7 @@ def _surrogate(config: dict) -> None:
 def test_every_trial_asks_for_one_and_the_same_resources_object():
     """Tune asks a freshly unpickled copy of the trainable for each trial's resources."""
     settings = SearchSettings(name="x", cpus_per_trial=2, gpus_per_trial=0)
-    trainable = _trainable(settings, None, _surrogate)
+    trainable = trainable_for(settings, None, _surrogate)
     factories = []
     for config in ({"family": "MLP1Layer"}, {"family": "MLP2Layer", "width_2": 8}):
         copy_of = cloudpickle.loads(cloudpickle.dumps(wrap_function(trainable)))

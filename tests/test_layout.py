@@ -23,6 +23,8 @@ RAY_MODULES = {
     "poptune.search.scheduling",
     "poptune.search.searcher",
     "poptune.search.tensorboard",
+    "poptune.search.tune_config",  # the trainable, searcher and scheduler Tune runs
+    "poptune.search.tuner",
     "poptune.tracking.callback",  # the MLflow trial callback
     "poptune.trainables.tune",  # the trainable
 }

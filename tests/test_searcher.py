@@ -241,7 +241,7 @@ def test_suggestions_are_the_configs_rays_own_searcher_gives():
     (enqueued, fixed values) included, for the same sampler seed and study history."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from poptune.search.runner import starting_points
+    from poptune.search.tune_config import starting_points
 
     def configs(cls: type, **extra) -> list[dict]:
         search = cls(
