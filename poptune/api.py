@@ -10,40 +10,25 @@ raises :class:`~poptune.errors.UsageError` (or one of its subclasses), an interr
 
 from __future__ import annotations
 
-import os
-import shlex
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from poptune import uri
-from poptune.cluster import capacity
-from poptune.cluster.capacity import ClusterInfo
-from poptune.errors import (
-    AnalysisInterrupted,
-    DiskFull,
-    ExperimentError,
-    SearchInterrupted,
-    UsageError,
-)
+from poptune import continuing, uri
+from poptune.errors import ExperimentError
 from poptune.experiment import Experiment, load, open_experiment
-from poptune.layout import (
-    ANALYSIS_DIR,
-    BEST_CONFIG_FILE,
-    METRICS_FILE,
-    REPORT_HTML_FILE,
-    SEARCH_FILE,
-)
+from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE
+from poptune.location import local_copy, location_of, read_search_meta, write_json_in
 from poptune.options import changed_fields
+from poptune.preflight import preflight, require_tracking
 from poptune.process_state import keeps_process_state
-from poptune.search.disk_full import disk_full_cause, is_disk_full
+from poptune.search.disk_full import is_disk_full
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
     from poptune.search.settings import SearchSettings
 
 Log = Callable[[str], None]
-CACHE_ENV = "POPTUNE_CACHE_DIR"  # where remote experiments are copied for analysis
 
 __all__ = ["Experiment", "analyze", "load", "preflight", "run", "search"]
 
@@ -82,32 +67,11 @@ def _search(
     except KeyboardInterrupt:
         # Outside Tune's fit (Tune handles a first Ctrl-C there itself): loading the data,
         # starting Ray, or writing the search's last files.
-        if not saved[-1]:
-            raise SearchInterrupted(
-                "interrupted before the search started; nothing was saved",
-                experiment=settings.experiment_uri,
-                saved=False,
-            ) from None
-        raise _search_interrupted(settings, analysis) from None
+        raise continuing.search_interrupted(settings, analysis, saved=saved[-1]) from None
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        where = f"{uri.shown(settings.experiment_uri)}: the disk is full ({_why(exc)})"
-        if not saved[-1]:
-            raise DiskFull(
-                f"{where}; the search could not start (nothing was saved). Free space there, "
-                "then start it again",
-                experiment=settings.experiment_uri,
-                saved=False,
-            ) from exc
-        command = _continue_search(settings, analysis)
-        if getattr(exc, "errored", 0):  # trials it failed for good (--max-failures 0)
-            command += " --retry-errored"
-        raise DiskFull(
-            f"{where}; the search stopped with the experiment saved as of its last complete "
-            f"write. Free space there, then resume with: {command}",
-            experiment=settings.experiment_uri,
-        ) from exc
+        raise continuing.search_disk_full(settings, analysis, exc, saved=saved[-1]) from exc
 
 
 def _searched(
@@ -123,7 +87,7 @@ def _searched(
     if settings.resume:  # the experiment's own settings and data, not this call's defaults
         explicit = changed_fields(settings) if given is None else given
         settings, expect_sha256 = resumed_settings(settings, explicit=explicit)
-        _require_tracking(settings)
+        require_tracking(settings)
     say(f"loading {settings.data.describe()}")
     frame = load_source(settings.data, expect_sha256=expect_sha256)
     say(frame.attrs["load_report"].summary())
@@ -138,8 +102,10 @@ def _searched(
     from poptune.search.runner import run_search
 
     say(f"{_what_runs(settings)} into {uri.shown(settings.experiment_uri)}")
+    from poptune.tracking import tracking_callbacks
+
     outcome = run_search(
-        settings, prepared, callbacks=_tracking_callbacks(settings), on_saved=on_saved
+        settings, prepared, callbacks=tracking_callbacks(settings), on_saved=on_saved
     )
     say(
         f"search done in {outcome.wall_s:.0f} s: {outcome.terminated} finished, "
@@ -156,54 +122,15 @@ def _searched(
         # Tune stopped on a signal (its own graceful stop, state saved): answered in _search as
         # an interrupt at any other phase is.
         raise KeyboardInterrupt
-    location = _location(settings.experiment_uri)
+    location = location_of(settings.experiment_uri)
     results = read_results(location)
-    meta = _search_meta(location)
+    meta = read_search_meta(location)
     document = best_config_document(results.best(), meta)
-    best_file = _write_json(location, BEST_CONFIG_FILE, document)
+    best_file = write_json_in(location, BEST_CONFIG_FILE, document)
     say(f"best config written to {best_file}")
     if not uri.is_remote(location):
         say(f"inspect the trials with: tensorboard --logdir {location}")
     return open_experiment(location, search=meta, results=results)
-
-
-def _search_interrupted(
-    settings: SearchSettings, analysis: AnalyzeSettings | None
-) -> SearchInterrupted:
-    return SearchInterrupted(
-        "interrupted; the experiment is saved. Resume it with:\n"
-        f"  {_continue_search(settings, analysis)}",
-        experiment=settings.experiment_uri,
-    )
-
-
-def _continue_search(settings: SearchSettings, analysis: AnalyzeSettings | None) -> str:
-    """The command that continues the search (`poptune run`'s with its analysis after it)."""
-    command = ["poptune", "search" if analysis is None else "run", "--storage", settings.storage,
-               "--name", settings.name, "--resume"]  # fmt: skip
-    if settings.address:
-        command += ["--address", settings.address]
-    if analysis is not None:
-        command += _analysis_flags(analysis, with_data=False)
-    return shlex.join(command)
-
-
-def _analysis_flags(settings: AnalyzeSettings, *, with_data: bool) -> list[str]:
-    """The analysis options that differ from their defaults, as flags."""
-    from poptune.options import options_of
-
-    default = type(settings)()
-    flags = []
-    for option in options_of(type(settings)):
-        value = getattr(settings, option.name)
-        if (option.name != "data" or with_data) and value != getattr(default, option.name):
-            flags += [option.flag, str(value)]
-    return flags
-
-
-def _why(exc: OSError) -> str:
-    cause = disk_full_cause(exc) or exc
-    return cause.strerror or str(cause)
 
 
 @keeps_process_state
@@ -237,31 +164,6 @@ def run(
     return _analyze(experiment.location, analysis, log or print)
 
 
-def preflight(settings: SearchSettings) -> None:
-    """Refuse what cannot run before any slow work: no data loaded, no Ray started.
-
-    Gross mistakes only; the exact checks against the cluster Ray reports still run in
-    `run_search`. Each check here can only refuse what that later check would refuse too.
-    """
-    _require_tracking(settings)
-    _require_storage_folder(settings.storage)
-    address = settings.address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        from poptune.cluster.session import _check_reachable
-
-        _check_reachable(address)  # a closed port: one line now, not after loading the data
-        return
-    # A private local Ray gets at most this machine's CPUs (fewer under a cgroup quota), and
-    # the GPUs torch can use (whatever Ray would detect); torch is imported only to count them.
-    gpus = 0
-    if settings.gpus_per_trial > 0:
-        import torch
-
-        gpus = torch.cuda.device_count()
-    machine = ClusterInfo(address=None, cpus=os.cpu_count() or 1, gpus=gpus, nodes=1)
-    capacity.check_fits(settings, machine)
-
-
 def _what_runs(settings: SearchSettings) -> str:
     """``searching 24 trials × up to 12 epochs (asha)``, or until the time budget is spent (on a
     resume, with what is left of it): the trial cap a budget runs under is not a number to show."""
@@ -284,23 +186,6 @@ def _what_runs(settings: SearchSettings) -> str:
     )
 
 
-def _require_storage_folder(storage: str) -> None:
-    """A local --storage must be a folder, or a path where one can be made: a file there (or
-    above it) would fail only when the search first writes, as an internal error."""
-    if uri.is_remote(storage):
-        return
-    path = uri.local_path(storage).expanduser()
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                where = "is a file" if place == path else f"is inside {place}, a file"
-                raise UsageError(
-                    f"--storage {storage}: {where}, not a folder; pass a folder (it is created "
-                    "if missing) or a URI such as s3://bucket/runs"
-                )
-            return
-
-
 # ----------------------------------------------------------------------------- analysis
 
 
@@ -309,30 +194,17 @@ def _analyze(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
     try:
         return _analyzed(location, settings, log)
     except KeyboardInterrupt:
-        raise AnalysisInterrupted(
-            "interrupted; the search is complete. Finish the analysis with:\n"
-            f"  {_continue_analysis(location, settings)}",
-            experiment=location,
-        ) from None
+        raise continuing.analysis_interrupted(location, settings) from None
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        out = settings.out or uri.join(location, ANALYSIS_DIR)
-        raise DiskFull(
-            f"{uri.shown(out)}: the disk is full ({_why(exc)}); the analysis stopped (the search "
-            "is complete, and every file written is whole). Free space there, then resume "
-            f"with: {_continue_analysis(location, settings)}",
-            experiment=location,
-        ) from exc
-
-
-def _continue_analysis(location: str, settings: AnalyzeSettings) -> str:
-    return shlex.join(["poptune", "analyze", location, *_analysis_flags(settings, with_data=True)])
+        raise continuing.analysis_disk_full(location, settings, exc) from exc
 
 
 def _analyzed(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
     from poptune.analysis.analyze import analyze as analyze_folder
     from poptune.analysis.analyze import load_search_meta
+    from poptune.tracking import log_analysis_to_mlflow
 
     remote = uri.is_remote(location)  # then analyzed in a local copy, and the results uploaded
     folder = local_copy(location) if remote else uri.local_path(location)
@@ -355,88 +227,8 @@ def _analyzed(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
             uploaded = f"{ANALYSIS_DIR}/ and {BEST_CONFIG_FILE}"
         log(f"uploaded {uploaded} to {uri.shown(location)}")
     meta = load_search_meta(folder)
-    _log_to_mlflow(meta, metrics, folder, settings, log)
+    log_analysis_to_mlflow(meta, metrics, folder, settings, log)
     # The metrics an Experiment shows are those of the experiment's own analysis/: this
     # analysis's, unless --out sent it elsewhere (then the experiment's are read as they are).
     shown = {"metrics": metrics} if settings.out is None else {}
     return open_experiment(location, search=meta, **shown)
-
-
-def local_copy(location: str) -> Path:
-    """The folder a remote experiment is copied into for analysis: one per location, under
-    $POPTUNE_CACHE_DIR (default: $XDG_CACHE_HOME/poptune, i.e. ~/.cache/poptune)."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "poptune")
-    scheme, _, rest = uri.strip_query(location).partition("://")
-    parts = [p for p in rest.split("/") if p not in ("", ".", "..")]
-    return Path(root).expanduser().joinpath("experiments", scheme, *parts)
-
-
-def _log_to_mlflow(
-    meta: dict[str, Any], metrics: dict, folder: Path, settings: AnalyzeSettings, log: Log
-) -> None:
-    tracking_uri = meta["settings"].get("mlflow_tracking_uri")
-    if not tracking_uri:
-        return
-    from poptune import tracking
-
-    if not tracking.mlflow_available():
-        log(
-            f"note: the search logged to MLflow at {tracking_uri}, but MLflow is not installed "
-            f"here, so this analysis is not logged there ({tracking.INSTALL_HINT})"
-        )
-        return
-    out = Path(settings.out) if settings.out else folder / ANALYSIS_DIR
-    files = [out / REPORT_HTML_FILE, out / METRICS_FILE, folder / BEST_CONFIG_FILE]
-    tracking.log_analysis(tracking_uri, meta["settings"]["name"], metrics, files, log=log)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _require_tracking(settings: SearchSettings) -> None:
-    if settings.mlflow_tracking_uri:
-        from poptune.tracking import require_mlflow
-
-        require_mlflow(settings.mlflow_tracking_uri)
-
-
-def _tracking_callbacks(settings: SearchSettings) -> list:
-    """Tune callbacks for a new search (a resumed one brings its own, saved with it)."""
-    if not settings.mlflow_tracking_uri or settings.resume:
-        return []
-    from poptune.tracking.callback import TrialRuns
-
-    return [
-        TrialRuns(settings.mlflow_tracking_uri, experiment_name=settings.name,
-                  settings=settings.to_dict())
-    ]  # fmt: skip
-
-
-def _location(experiment_uri: str) -> str:
-    """A local experiment as a plain path, a remote one as its URI."""
-    return experiment_uri if uri.is_remote(experiment_uri) else str(uri.local_path(experiment_uri))
-
-
-def _search_meta(location: str) -> dict[str, Any]:
-    if uri.is_remote(location):
-        from poptune.storage.remote import read_json_uri
-
-        return read_json_uri(uri.join(location, SEARCH_FILE))
-    from poptune.analysis.analyze import load_search_meta
-
-    return load_search_meta(Path(location))
-
-
-def _write_json(location: str, name: str, document: dict) -> str:
-    """Write ``document`` as ``name`` in the experiment; return where, as messages show it."""
-    if uri.is_remote(location):
-        from poptune.storage.remote import write_json_uri
-
-        write_json_uri(uri.join(location, name), document)
-        return uri.shown(uri.join(location, name))
-    from poptune.files import write_json_atomic
-
-    return str(write_json_atomic(Path(location) / name, document))

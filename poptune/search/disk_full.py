@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poptune.compat import ray_private
 from poptune.search.signals import stop_like_ctrl_c
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -117,6 +116,9 @@ def trial_failed(trial: Any, *, retried: bool) -> bool:
         # failure must count against --max-failures, or a trial would be retried forever.
         return True
     if retried:
+        # Imported here: the CLI imports this module to read errors, and must not load Ray.
+        from poptune.compat import ray_private
+
         ray_private.forgive_failure(trial)  # no fault of the trial's: not one of its failures
     else:
         watch.errored += 1
