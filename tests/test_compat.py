@@ -363,7 +363,7 @@ def test_where_hooks_cannot_be_told_a_model_is_called_as_a_module(monkeypatch, c
     from torch.nn.modules import module as torch_module
 
     from poptune.compat import torch_private
-    from poptune.trainables.loop import _layer_by_layer
+    from poptune.trainables.steps import layer_by_layer as _layer_by_layer
 
     model = _plain_model()
     monkeypatch.setenv(compat.PUBLIC_PATHS_ENV, "1")

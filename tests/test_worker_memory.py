@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from localray.env import private_ray_env
-from poptune.trainables import FAMILIES, build_model, loop
+from poptune.trainables import FAMILIES, build_model, loop, steps
 from poptune.trainables.features import QuantileInput
 from tests.numerics import PREDICTION_ATOL, PREDICTION_RTOL
 from tests.test_models import config_for
@@ -32,9 +32,9 @@ def test_predict_in_chunks_agrees_with_one_pass(family, features, small_prepared
     if isinstance(model[0], QuantileInput):
         model[0].fit(x_train)
     scale = loop.TargetScale(mean=40.0, std=15.0)
-    monkeypatch.setattr(loop, "_CPU_EVAL_BATCH", 10**9)
+    monkeypatch.setattr(steps, "_CPU_EVAL_BATCH", 10**9)
     whole = loop.predict(model, small_prepared.x_val, scale)
-    monkeypatch.setattr(loop, "_CPU_EVAL_BATCH", 64)  # many chunks and a ragged last one
+    monkeypatch.setattr(steps, "_CPU_EVAL_BATCH", 64)  # many chunks and a ragged last one
     chunked = loop.predict(model, small_prepared.x_val, scale)
     np.testing.assert_allclose(chunked, whole, rtol=PREDICTION_RTOL, atol=PREDICTION_ATOL)
     assert not np.allclose(chunked[1:], whole[:-1])  # row for row, not merely similar values
@@ -49,8 +49,8 @@ def test_epoch_loss_from_numbers_is_the_same_bits_as_from_tensors():
     gen = torch.Generator().manual_seed(3)
     losses = [torch.rand((), generator=gen) * 10 ** (i % 7 - 3) for i in range(1001)]
     sizes = [64] * 1000 + [17]
-    from_tensors = loop._epoch_loss(losses, sizes)
-    from_numbers = loop._epoch_loss([x.item() for x in losses], sizes)
+    from_tensors = steps.epoch_loss(losses, sizes)
+    from_numbers = steps.epoch_loss([x.item() for x in losses], sizes)
     assert from_numbers == from_tensors
 
 

@@ -4,7 +4,7 @@
 What depends on them, and what each does outside the torch it was written for (or with
 ``POPTUNE_PUBLIC_PATHS=1``):
 
-- the training loop's direct layer calls (``trainables/loop.py``: ``_layer_by_layer``) are
+- the training loop's direct layer calls (``trainables/steps.py``: ``layer_by_layer``) are
   right only for a model without hooks, and torch keeps hooks in private globals of
   ``torch.nn.modules.module`` and private dicts of each module (:func:`may_have_hooks`) → every
   batch goes through ``nn.Module.__call__``, as for any model;

@@ -18,23 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from poptune.compat import torch_private
 from poptune.metric import regression_scores
 from poptune.trainables.config import ModelConfig
-from poptune.trainables.features import QuantileInput, fit_and_map
 from poptune.trainables.flat_adamw import adamw
 from poptune.trainables.models import build_model
-from poptune.trainables.schedule import learning_rate
 from poptune.trainables.splits import Splits
-
-# Rows per forward pass outside training (validation, predict, the input map of the training
-# rows). On the CPU, 4,096 rows of a 512-wide layer are 8 MB of activations, where the whole
-# validation split in one pass held 80 MB for a moment (a trial worker's peak RSS). The same rows
-# in the same chunks give the same bits on any CPU; against one pass they agree only to float32
-# rounding, since a matmul's kernel (MKL's on AMD CPUs, for one) may depend on its row count.
-# On a GPU the activations are device memory, and larger chunks cost nothing.
-_EVAL_BATCH = 65_536
-_CPU_EVAL_BATCH = 4_096
+from poptune.trainables.steps import epoch_loss, eval_batch, forward_and_rows, train_steps
 
 
 class EpochStats(TypedDict):
@@ -122,11 +111,7 @@ def fit(
     optimizer = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[EpochStats] = []
     if resume_from is not None:
-        model.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        shuffle_rng.set_state(resume_from["shuffle_rng"])
-        torch.set_rng_state(resume_from["torch_rng"])
-        history = list(resume_from["history"])
+        history = _restore(resume_from, model, optimizer, shuffle_rng)
 
     def state() -> TrainingState:
         return {
@@ -137,16 +122,7 @@ def fit(
             "history": list(history),
         }
 
-    forward = _layer_by_layer(model)
-    input_map = model[0] if isinstance(model, nn.Sequential) and len(model) else None
-    if isinstance(input_map, QuantileInput):
-        # Training rows only; a resumed state holds the same knots. A plain model trains on the
-        # mapped rows (no map in every batch); a hooked one maps every batch in its own call.
-        plain = forward is not model
-        mapped = fit_and_map(input_map, x_train, _eval_batch(device), map_rows=plain)
-        if mapped is not None:
-            x_train = mapped
-            forward = _layer_by_layer(model, start=1)
+    forward, x_train = forward_and_rows(model, x_train, device)
     n = len(x_train)
     # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
     n_used = n - 1 if n % config.batch_size == 1 else n
@@ -162,20 +138,8 @@ def fit(
             y_train[order][:n_used].split(config.batch_size),
             strict=True,
         )
-        losses: list[float | torch.Tensor] = []
-        sizes: list[int] = []
-        for xb, yb in batches:
-            loss = nn.functional.mse_loss(forward(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.lr = learning_rate(config.schedule, config.lr, optimizer.steps, total_steps)
-            optimizer.step()
-            # On the CPU, the step's loss as a number: a list of 0-dim tensors kept a tiny
-            # allocation alive between each step's freed activations, and the heap fragmented
-            # (+50-80 MB RSS within an epoch). On a GPU, reading it would wait for the device.
-            losses.append(loss.item() if on_cpu else loss.detach())
-            sizes.append(len(xb))
-        train_loss = _epoch_loss(losses, sizes) / n_used * scale.std**2  # in popularity points²
+        steps = train_steps(batches, forward, optimizer, config, total_steps, on_cpu)
+        train_loss = epoch_loss(*steps) / n_used * scale.std**2  # in popularity points²
         diverged = not math.isfinite(train_loss)
         scores = _validation_scores(model, x_val, prepared.y_val, scale, diverged)
         history.append(
@@ -204,6 +168,17 @@ def fit(
     return FitResult(model=model, history=history, best_epoch=best["epoch"], target_scale=scale)
 
 
+def _restore(
+    resume_from: TrainingState, model: nn.Module, optimizer: Any, shuffle_rng: torch.Generator
+) -> list[EpochStats]:
+    """Put a saved state back (weights, optimizer, both random streams); its history."""
+    model.load_state_dict(resume_from["model"])
+    optimizer.load_state_dict(resume_from["optimizer"])
+    shuffle_rng.set_state(resume_from["shuffle_rng"])
+    torch.set_rng_state(resume_from["torch_rng"])
+    return list(resume_from["history"])
+
+
 def _epochs_since_best(history: list[EpochStats]) -> int:
     best = min(history, key=lambda h: h["val_mse"])
     return history[-1]["epoch"] - best["epoch"]
@@ -215,45 +190,9 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) 
     x = torch.as_tensor(x, device=device)
     model.eval()
     with torch.inference_mode():
-        step = _eval_batch(device)
+        step = eval_batch(device)
         out = torch.cat([model(x[i : i + step]) for i in range(0, len(x), step)])
     return out.squeeze(1).double().cpu().numpy() * scale.std + scale.mean
-
-
-def _eval_batch(device: torch.device) -> int:
-    return _CPU_EVAL_BATCH if device.type == "cpu" else _EVAL_BATCH
-
-
-def _layer_by_layer(model: nn.Module, start: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's forward pass (from layer ``start`` on), calling each layer's `forward`.
-
-    `nn.Module.__call__` checks for hooks and more on every call: ~3 µs a layer, 6% of a batch-64
-    step of the reference model. The models `build_model` makes are plain `nn.Sequential`s and
-    `fit` registers no hooks, so the result is the same; anything else (or a model that may have
-    hooks, which only torch's private names tell: see compat.torch_private) keeps the usual call.
-    """
-    plain = isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward
-    if not plain or torch_private.may_have_hooks(model):
-        return model
-    layers = [layer.forward for layer in list(model)[start:]]
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        for layer in layers:
-            x = layer(x)
-        return x
-
-    return forward
-
-
-def _epoch_loss(losses: list[float] | list[torch.Tensor], sizes: list[int]) -> float:
-    """Σ loss × batch size, summed in float32 in batch order: the same bits as a running sum
-    kept on the device, without the two extra kernel calls per step that one costs."""
-    if losses and isinstance(losses[0], torch.Tensor):
-        values = torch.stack(losses).float().cpu().numpy()
-    else:  # float32 losses read as Python floats: the same float32 values back, exactly
-        values = np.asarray(losses, dtype=np.float32)
-    weighted = values * np.asarray(sizes, dtype=np.float32)
-    return float(np.add.accumulate(weighted)[-1])  # accumulate is sequential; np.sum is pairwise
 
 
 def _validation_scores(
