@@ -28,9 +28,12 @@ def doc_example() -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("name", ["", "SearchSettings", "AnalyzeSettings", "DataSource"])
+@pytest.mark.parametrize(
+    "name", ["", "SearchSettings", "AnalyzeSettings", "DataSource", "run", "analyze", "search"]
+)
 def test_import_poptune_and_its_settings_loads_nothing_heavy(name):
-    """Settings are built before any slow work: naming them imports neither torch nor Ray."""
+    """Settings are built before any slow work: naming them, or the calls, imports neither torch
+    nor Ray (a call's own guard of the caller's process state begins only once it is called)."""
     use = f"poptune.{name}; " if name else ""
     code = f"import sys, poptune; {use}print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

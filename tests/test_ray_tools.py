@@ -53,7 +53,7 @@ def test_experiment_analysis_reads_every_trial_its_config_and_val_mse(experiment
         assert trial.metric_analysis[METRIC]["min"] == curve[METRIC].min()
         # What the driver kept of the finished trial (poptune/search/finished.py): that summary,
         # the last result (above) and the newest checkpoint, not every metric's running windows.
-        assert set(trial.metric_analysis) == {METRIC} and trial.metric_n_steps == {}
+        assert set(trial.metric_analysis) == {METRIC} and set(trial.metric_n_steps) <= {METRIC}
         assert trial.checkpoint.path.endswith(f"checkpoint_{len(curve) - 1:06d}")
 
     # Ray's best trial over every epoch is poptune's winner.
