@@ -33,3 +33,20 @@ def warn_once(library: str, line: str) -> None:
     if library not in _warned:
         _warned.add(library)
         print(f"poptune: warning: {line}", file=sys.stderr, flush=True)
+
+
+def major_minor(version: str) -> tuple[int, int]:
+    """``(2, 13)`` of ``"2.13.0+cpu"``: the release a library's private code may change in."""
+    major, minor = version.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def off_reason(library: str, version: str, written_for: tuple[tuple[int, int], ...]) -> str | None:
+    """Why ``library``'s private names are not to be used here (the public paths are forced, or
+    ``version`` is not one of ``written_for``), or None where they are."""
+    if public_paths_forced():
+        return f"{PUBLIC_PATHS_ENV} is set"
+    if major_minor(version) not in written_for:
+        written = ", ".join(f"{a}.{b}" for a, b in written_for)
+        return f"{library} {version} is not a version poptune was written for ({written})"
+    return None

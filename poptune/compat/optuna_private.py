@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import optuna
 
-from poptune.compat import public_paths_forced, warn_once
+from poptune.compat import major_minor, off_reason, public_paths_forced, warn_once
 
 # The Optuna releases (major, minor) whose private code the fast paths were written against:
 # batch_tpe.py copies a method of 5.0's TPESampler, and tests/test_batch_tpe.py guards it.
@@ -38,21 +38,17 @@ except ImportError as exc:  # a later Optuna moved them: the public paths below 
 
 
 def installed_version() -> tuple[int, int]:
-    major, minor = optuna.__version__.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    return major_minor(optuna.__version__)
 
 
 def fast_paths() -> bool:
     """True when the private names can be used: they import, and this Optuna is one they were
     written for. Otherwise False, and one warning says which Optuna runs on the public paths."""
-    if public_paths_forced():
-        reason = "POPTUNE_PUBLIC_PATHS is set"
-    elif _missing is not None:
+    if _missing is not None and not public_paths_forced():
         reason = f"Optuna {optuna.__version__} lacks a private name poptune uses ({_missing})"
-    elif installed_version() not in WRITTEN_FOR:
-        written = ", ".join(f"{a}.{b}" for a, b in WRITTEN_FOR)
-        reason = f"Optuna {optuna.__version__} is not a version poptune was written for ({written})"
     else:
+        reason = off_reason("Optuna", optuna.__version__, WRITTEN_FOR)
+    if reason is None:
         return True
     warn_once(
         "optuna",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from poptune.compat import public_paths_forced, warn_once
+from poptune.compat import major_minor, off_reason, warn_once
 
 if TYPE_CHECKING:
     import optuna
@@ -47,8 +47,7 @@ INSTALL_TESTED = "pip install -c constraints.txt 'ray[tune]'"
 
 
 def installed_version() -> tuple[int, int]:
-    major, minor = ray.__version__.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    return major_minor(ray.__version__)
 
 
 def _written_for() -> str:
@@ -57,11 +56,7 @@ def _written_for() -> str:
 
 def _off_reason() -> str | None:
     """Why the private calls are not to be made here, or None where they are."""
-    if public_paths_forced():
-        return "POPTUNE_PUBLIC_PATHS is set"
-    if installed_version() not in WRITTEN_FOR:
-        return f"Ray {ray.__version__} is not a version poptune was written for ({_written_for()})"
-    return None
+    return off_reason("Ray", ray.__version__, WRITTEN_FOR)
 
 
 def _private_paths(feature: str, fallback: str) -> bool:

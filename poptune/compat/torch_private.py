@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from poptune.compat import public_paths_forced, warn_once
+from poptune.compat import major_minor, off_reason, warn_once
 
 # The torch releases (major, minor) whose private code the fast paths were written against:
 # tests/test_determinism.py checks FlatAdamW's steps against torch.optim.AdamW of this release.
@@ -36,19 +36,14 @@ _MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_ba
 
 
 def installed_version() -> tuple[int, int]:
-    major, minor = torch.__version__.split(".")[:2]  # "2.13.0+cpu"
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    return major_minor(torch.__version__)  # "2.13.0+cpu"
 
 
 def _private_paths(feature: str, fallback: str) -> bool:
     """True when this torch is one the fast path was written for and it is not turned off;
     otherwise False, after one warning (per feature) saying what ``fallback`` loses."""
-    if public_paths_forced():
-        reason = "POPTUNE_PUBLIC_PATHS is set"
-    elif installed_version() not in WRITTEN_FOR:
-        written = ", ".join(f"{a}.{b}" for a, b in WRITTEN_FOR)
-        reason = f"torch {torch.__version__} is not a version poptune was written for ({written})"
-    else:
+    reason = off_reason("torch", torch.__version__, WRITTEN_FOR)
+    if reason is None:
         return True
     warn_once(f"torch: {feature}", f"{reason}; {fallback}")
     return False
