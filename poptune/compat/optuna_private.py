@@ -61,8 +61,11 @@ def fast_paths() -> bool:
 def rdb_storage_of(study: optuna.Study) -> optuna.storages.RDBStorage | None:
     """The database storage behind ``study`` (Optuna wraps an ``RDBStorage`` in its private
     cache, and a study keeps its storage in a private attribute), or None for a study in memory.
-    No public accessor exists: on an Optuna that renamed either, this is None too, and the
-    caller keeps the database's default settings."""
+    No public accessor exists: outside the Optuna these names were written for (one warning,
+    :func:`fast_paths`), or on one that renamed either, this is None too, and the caller keeps
+    the database's default settings."""
+    if not fast_paths():
+        return None
     storage = getattr(study, "_storage", None)
     backend = getattr(storage, "_backend", storage)
     return backend if isinstance(backend, optuna.storages.RDBStorage) else None
