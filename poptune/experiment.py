@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from poptune import uri
 from poptune.errors import ExperimentError
 from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE, METRICS_FILE, SEARCH_FILE
+from poptune.location import read_json_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,7 @@ def load(location: str | Path) -> Experiment:
     location = str(location)
     if not uri.is_remote(location):  # Tune reads an experiment from an absolute path only
         location = str(uri.local_path(location).expanduser().resolve())
-    search = _read_json(location, SEARCH_FILE)
+    search = read_json_in(location, SEARCH_FILE)
     if search is None:
         raise ExperimentError(
             f"{uri.shown(location)}: has no {SEARCH_FILE}, so it is not an experiment made by "
@@ -88,7 +89,7 @@ def open_experiment(
     from poptune.analysis.results import read_results
 
     results = results if results is not None else read_results(location)
-    best = _read_json(location, BEST_CONFIG_FILE)
+    best = read_json_in(location, BEST_CONFIG_FILE)
     if best is not None:
         best.pop("reproduce", None)
     elif any(t.best_val_mse is not None for t in results.trials):
@@ -98,7 +99,7 @@ def open_experiment(
         best_config=best or {},
         trials=trials_frame(results),
         metrics=(
-            _read_json(location, ANALYSIS_DIR, METRICS_FILE) if metrics is _UNREAD else metrics
+            read_json_in(location, ANALYSIS_DIR, METRICS_FILE) if metrics is _UNREAD else metrics
         ),
         search=search,
     )
@@ -124,17 +125,3 @@ def trials_frame(results: SearchResults) -> pd.DataFrame:
     if rows:
         frame = frame.sort_values("best_val_mse", na_position="last", kind="stable")
     return frame.reset_index(drop=True)
-
-
-def _read_json(location: str, *parts: str) -> dict[str, Any] | None:
-    from poptune.files import read_json
-
-    if uri.is_remote(location):
-        from poptune.storage.remote import read_json_uri
-
-        try:
-            return read_json_uri(uri.join(location, *parts))
-        except FileNotFoundError:
-            return None
-    path = uri.local_path(location).joinpath(*parts)
-    return read_json(path) if path.is_file() else None

@@ -52,3 +52,18 @@ def write_json_in(location: str, name: str, document: dict) -> str:
     from poptune.files import write_json_atomic
 
     return str(write_json_atomic(Path(location) / name, document))
+
+
+def read_json_in(location: str, *parts: str) -> dict[str, Any] | None:
+    """The JSON file at ``parts`` below the experiment, or None where there is none."""
+    from poptune.files import read_json
+
+    if uri.is_remote(location):
+        from poptune.storage.remote import read_json_uri
+
+        try:
+            return read_json_uri(uri.join(location, *parts))
+        except FileNotFoundError:
+            return None
+    path = uri.local_path(location).joinpath(*parts)
+    return read_json(path) if path.is_file() else None

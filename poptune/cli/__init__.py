@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Interrupted as exc:
         message = str(exc)
-        if not exc.saved:  # nothing to resume: the same command starts it again
-            message += f". Start it again with:\n  {shlex.join(['poptune', *argv])}"
+        if not exc.saved:
+            message += f". Start it again with:\n  {_same_command(argv)}"
         print(f"poptune: {message}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         message = str(exc)
-        if not exc.saved:  # nothing to resume: the same command starts it again
-            message += f" with: {shlex.join(['poptune', *argv])}"
+        if not exc.saved:
+            message += f" with: {_same_command(argv)}"
         print(f"poptune: error: {message}", file=sys.stderr)
         return EXIT_DISK_FULL
     except Exception as exc:
@@ -81,3 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _same_command(argv: Sequence[str]) -> str:
+    """The command as it was run: where nothing was saved to resume, it starts the job again."""
+    return shlex.join(["poptune", *argv])

@@ -29,20 +29,19 @@ callbacks before this one are written, the driver gives what is free back to the
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 from collections.abc import Collection
 
 from ray.tune import Callback
 
 from poptune.compat import ray_private
+from poptune.memory import return_freed_memory
 from poptune.metric import METRIC
 
 
 class FinishedTrials(Callback):
     """Trims what Tune keeps of each trial once it has finished (keeps the summaries of
-    ``keep_metrics`` only), and gives freed memory back at each save of the experiment. The
-    last of the search's callbacks, so that every other one sees the trial as Tune left it."""
+    ``keep_metrics`` only), and gives freed memory back at each save of the experiment. After
+    poptune's other callbacks, so that each of them sees the trial as Tune left it."""
 
     def __init__(self, keep_metrics: Collection[str] = (METRIC,)) -> None:
         self._keep = frozenset(keep_metrics)
@@ -55,12 +54,3 @@ class FinishedTrials(Callback):
         # the trials and the searcher: the moment the driver has just freed the most. There is
         # no state to save.
         return_freed_memory()
-
-
-def return_freed_memory() -> bool:
-    """Give the memory this process has freed back to the OS (glibc's ``malloc_trim``); False
-    where there is no glibc (nothing is kept that way there)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        return True
-    return False

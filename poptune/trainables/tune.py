@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,6 +12,7 @@ import ray
 import torch
 from ray import tune
 
+from poptune.memory import return_freed_memory
 from poptune.trainables.config import ModelConfig
 from poptune.trainables.loop import EpochStats, TrainingState, fit
 from poptune.trainables.splits import Splits
@@ -64,7 +63,7 @@ def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> N
             )
         # An epoch's freed temporaries (the shuffled copy, activations, the validation pass)
         # go back to the OS now, so the next epoch's do not stack on them (a few ms).
-        _return_freed_memory()
+        return_freed_memory()
         if settings.deadline is not None and time.time() >= settings.deadline:
             raise _BudgetSpent
 
@@ -82,15 +81,9 @@ def train_trial(config: dict, *, prepared: Splits, settings: TrialSettings) -> N
     except _BudgetSpent:
         pass  # the epoch is reported and checkpointed: the trial ends here, finished
     finally:
-        _return_freed_memory()
-
-
-def _return_freed_memory() -> None:
-    """Give the memory this trial freed back to the OS. glibc keeps freed memory in per-thread
-    arenas, and Tune runs each trial on a new thread of the reused worker: without this, a
-    worker's memory grew by about 25 MB a trial (an epoch's shuffled copy, activations...)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing kept this way
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        # Tune runs each trial on a new thread of the reused worker: without this, a worker's
+        # memory grew by about 25 MB a trial (an epoch's shuffled copy, activations...).
+        return_freed_memory()
 
 
 def _load_checkpoint() -> TrainingState | None:
