@@ -6,7 +6,12 @@ to benchmarks/RESULTS.md, with the date, the machine and how busy it was.
     estimate  `poptune estimate`'s prediction next to the measured wall of the same search
     growth    epoch time at 10× the rows
     quality   test RMSE of the search's winner vs plain Optuna, seed_mlp and HGB at equal wall
-              time, built-in data at the real difficulty, two sizes, 3 seeds (about 35 minutes)
+              time, and of its final model vs the anchors (LightGBM, FLAML AutoML, TabM-D,
+              RealMLP-TD; the `bench` extra), built-in data at the real difficulty, two sizes,
+              3 seeds (hours with the anchors: `python -m benchmarks.quality --sizes 20k` for
+              the small size alone, `--no-anchors` without them)
+    budget    the final model at 6× the quality benchmark's search budget against 1× (≈20k
+              tracks, 3 seeds; about 15 minutes)
     ablation  each lever of the search (recipe, family starts, finalists) removed in turn
     scale     the search driver at 32 and 64 slots (surrogate trials, 2,000 of them) vs Ray's
               plain wiring: wall vs ideal, ramp-up, driver CPU (about 26 minutes;
@@ -35,7 +40,8 @@ from pathlib import Path
 from benchmarks._common import Figure, load_average, machine
 
 BENCHMARKS = (
-    "train", "search", "estimate", "growth", "quality", "ablation", "scale", "sampler", "chaos",
+    "train", "search", "estimate", "growth", "quality", "budget", "ablation", "scale", "sampler",
+    "chaos",
 )  # fmt: skip
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -14,11 +14,18 @@ each contender gets the same wall time on the same split:
   families and the original ranges), its best trial retrained with 3 seeds for its best epoch.
 - HistGradientBoosting: defaults, and tuned by Optuna TPE (`timeout=W`) on the validation split.
 - seed_mlp: the reference model, trained as the reference study did.
+- the anchors (benchmarks/_anchors.py, the ``bench`` extra): LightGBM defaults, FLAML AutoML
+  with the wall W as its time budget, and pytabkit's TabM-D and RealMLP-TD (one default fit
+  each: they have no time limit, so their own wall is reported beside W).
 
 Reported per size, as ratios with their spread over seeds: poptune's winner (single model, mean
 over its 3 seeds) against plain Optuna and seed_mlp; poptune's final model (the seed ensemble)
-against default and tuned HGB; random against TPE; and time-to-target: wall seconds until each
-search first had a validation MSE at or below seed_mlp's.
+against default and tuned HGB and, in excess error, against the best anchor; random against TPE;
+and time-to-target: wall seconds until each search first had a validation MSE at or below
+seed_mlp's (and poptune's search, the best anchor's).
+
+`python -m benchmarks.quality [--sizes 20k] [--seeds 0 1 2] [--no-anchors] [--record]` runs it
+alone.
 
 The built-in data knows the best prediction any model could make (`expected_popularity`), so each
 split has a noise floor: the test RMSE of that oracle. RMSE ratios between good models are
@@ -29,6 +36,7 @@ could still lose that it did lose.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -44,7 +52,8 @@ import optuna
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from benchmarks._common import Figure
+from benchmarks import _anchors
+from benchmarks._common import Figure, load_average, machine
 from poptune.analysis.finalists import finalists
 from poptune.analysis.results import read_results
 from poptune.analysis.retrain import RetrainPool
@@ -79,6 +88,16 @@ class Outcome:
     wall_s: float
     to_target_s: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # (seconds since the start, validation MSE) of every epoch a search reported
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    trial_epochs: list[int] = field(default_factory=list)  # the epochs each trial reached
+    best_epochs: tuple[int, ...] = ()  # the final model's: each seed's best validation epoch
+
+
+def first_at_or_below(curve: list[tuple[float, float]], val_mse: float) -> float | None:
+    """Seconds until a search first had a validation MSE at or below ``val_mse``."""
+    times = [t for t, v in curve if v <= val_mse]
+    return min(times) if times else None
 
 
 # ----------------------------------------------------------------------------- poptune
@@ -121,16 +140,19 @@ def poptune_search(
         else:
             winner = finalists(results, finalists_k, pool)[0].retrained
         wall = time.perf_counter() - started
-    reached = [
-        h["ended_at"] - started_at
+    curve = [
+        (h["ended_at"] - started_at, h["val_mse"])
         for t in results.trials
         for h in t.history
-        if h.get("val_mse", float("inf")) <= target and "ended_at" in h
+        if "val_mse" in h and "ended_at" in h
     ]
     return Outcome(
         rmse=winner.test_rmse.mean,
         wall_s=wall,
-        to_target_s=min(reached) if reached else None,
+        to_target_s=first_at_or_below(curve, target),
+        curve=curve,
+        trial_epochs=[len(t.history) for t in results.trials],
+        best_epochs=winner.best_epochs,
         extra={
             "final_rmse": winner.ensemble_test["rmse"],
             "search_s": search_s,
@@ -290,16 +312,27 @@ def _mean(values: list[float]) -> float:
     return statistics.mean(values)
 
 
-def run() -> list[Figure]:
+def run(
+    sizes: tuple[str, ...] = tuple(label for label, *_ in SIZES),
+    seeds: tuple[int, ...] = SEEDS,
+    anchors: bool = True,
+) -> list[Figure]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    absent = _anchors.missing() if anchors else []
+    if absent:
+        print(
+            f"  anchors not installed, left out: {', '.join(absent)} "
+            "(pip install -c constraints.txt -e '.[dev,bench]')",
+            flush=True,
+        )
     figures = []
-    for label, rows, budget in SIZES:
+    for label, rows, budget in (size for size in SIZES if size[0] in sizes):
         frame = synthetic_tracks(rows, 0, difficulty="real")
         oracle = expected_popularity(rows, 0, difficulty="real")
         runs: dict[str, list] = {
-            k: [] for k in ("pop", "rand", "plain", "hgb", "hgbt", "ref", "floor")
+            k: [] for k in ("pop", "rand", "plain", "hgb", "hgbt", "ref", "floor", "anchors")
         }
-        for seed in SEEDS:
+        for seed in seeds:
             prepared = prepare(frame, seed=seed)
             floor = oracle.loc[prepared.test_ids].to_numpy()
             runs["floor"].append(regression_scores(prepared.y_test, floor)["rmse"])
@@ -312,6 +345,8 @@ def run() -> list[Figure]:
                 runs["rand"].append(poptune_search(prepared, rows, seed, budget, "random", ref_val))
             runs["plain"].append(plain_optuna(prepared, seed, pop.wall_s, ref_val))
             runs["hgbt"].append(hgb_tuned(prepared, seed, pop.wall_s))
+            if anchors:
+                runs["anchors"].append(_anchors.run_anchors(prepared, seed, pop.wall_s))
             print(
                 f"  [{label} seed {seed}] poptune {pop.rmse:.3f} "
                 f"(final {pop.extra['final_rmse']:.3f}, "
@@ -319,10 +354,16 @@ def run() -> list[Figure]:
                 f"{runs['plain'][-1].rmse:.3f} ({runs['plain'][-1].extra['trials']:.0f} trials) · "
                 f"seed_mlp {ref_rmse:.3f} · hgb {runs['hgb'][-1]:.3f} · hgb tuned "
                 f"{runs['hgbt'][-1].rmse:.3f} · noise floor {runs['floor'][-1]:.3f}"
-                + (f" · random {runs['rand'][-1].rmse:.3f}" if runs["rand"] else ""),
+                + (f" · random {runs['rand'][-1].rmse:.3f}" if runs["rand"] else "")
+                + "".join(
+                    f" · {name} {a.rmse:.3f} ({a.wall_s:.0f} s)"
+                    for name, a in (runs["anchors"][-1].items() if anchors else ())
+                ),
                 flush=True,
             )
         figures += _figures(label, rows, budget, runs)
+        if anchors and runs["anchors"] and runs["anchors"][0]:
+            figures += _anchor_figures(label, runs)
     return figures
 
 
@@ -333,8 +374,8 @@ def _figures(label: str, rows: int, budget: float, runs: dict[str, list]) -> lis
     walls = _spread([o.wall_s for o in runs["pop"]])
     ratio = lambda a, b: [x / y for x, y in zip(a, b, strict=True)]  # noqa: E731
     setup = (
-        f"{label} tracks (real difficulty), {len(SEEDS)} seeds, search budget {budget:.0f} s + "
-        f"finalists: poptune wall {walls} s, every other contender the same wall"
+        f"{label} tracks (real difficulty), {len(runs['pop'])} seeds, search budget "
+        f"{budget:.0f} s + finalists: poptune wall {walls} s, every other contender the same wall"
     )
     out = [
         Figure(
@@ -412,3 +453,84 @@ def _figures(label: str, rows: int, budget: float, runs: dict[str, list]) -> lis
         )
     )
     return out
+
+
+def _anchor_figures(label: str, runs: dict[str, list]) -> list[Figure]:
+    """The final model against each anchor, in excess RMSE over the noise floor, and the time
+    poptune's search took to reach the best anchor's validation error."""
+    floor = runs["floor"]
+    final = [o.extra["final_rmse"] - f for o, f in zip(runs["pop"], floor, strict=True)]
+    names = list(runs["anchors"][0])
+    excess = {
+        n: [a[n].rmse - f for a, f in zip(runs["anchors"], floor, strict=True)] for n in names
+    }
+    best = min(names, key=lambda n: _mean(excess[n]))
+    ratios = [p / a for p, a in zip(final, excess[best], strict=True)]
+    each = "; ".join(
+        f"{n} excess {_spread(excess[n])}, RMSE "
+        f"{_spread([a[n].rmse for a in runs['anchors']])}, wall "
+        f"{_spread([a[n].wall_s for a in runs['anchors']])} s"
+        for n in names
+    )
+    out = [
+        Figure(
+            f"quality {label}: final excess / best anchor's",
+            _mean(final) / _mean(excess[best]),
+            "<= 0.7",
+            f"mean excess over mean excess; best anchor {best} (least mean excess); per-seed "
+            f"ratios {_spread(ratios)}; poptune final model excess "
+            f"{_spread(final)} at wall {_spread([o.wall_s for o in runs['pop']])} s; {each}. "
+            "FLAML got poptune's wall as its time_budget; LightGBM and the pytabkit TD models "
+            "ran their default fit to the end",
+        )
+    ]
+    reach = [
+        first_at_or_below(o.curve, a[best].val_mse)
+        for o, a in zip(runs["pop"], runs["anchors"], strict=True)
+    ]
+    shown = ", ".join("never" if t is None else f"{t:.0f} s" for t in reach)
+    walls = [a[best].wall_s for a in runs["anchors"]]
+    both = [t / w for t, w in zip(reach, walls, strict=True) if t is not None]
+    out.append(
+        Figure(
+            f"quality {label}: time to {best}'s val MSE, poptune search / {best} fit",
+            _mean(both) if both else float("nan"),
+            "",
+            f"wall until a poptune trial first had a validation MSE ≤ {best}'s (Ray start "
+            f"included): {shown}; {best}'s fit {_spread(walls)} s",
+        )
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    labels = [label for label, *_ in SIZES]
+    parser.add_argument("--sizes", nargs="+", choices=labels, default=labels)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--no-anchors", action="store_true", help="leave the anchors out")
+    parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
+    before = load_average()
+    print(f"{header}; {before}", flush=True)
+    started = time.perf_counter()
+    figures = run(tuple(args.sizes), tuple(args.seeds), anchors=not args.no_anchors)
+    seconds = time.perf_counter() - started
+    for figure in figures:
+        print(figure.line(), flush=True)
+    print(f"(quality: {seconds:.0f} s; after: {load_average()})", flush=True)
+    if args.record:
+        from benchmarks.__main__ import RESULTS, _append
+
+        _append(header, [("quality", figures, before, load_average(), seconds)], seconds)
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
