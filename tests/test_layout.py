@@ -13,7 +13,9 @@ RAY_MODULES = {
     "poptune.analysis.results",  # the reader of Tune's results
     "poptune.cluster._probe_child",
     "poptune.cluster.session",  # joining a cluster, or starting a private Ray
-    "poptune.compat.ray_private",
+    "poptune.compat.ray_private._gate",  # Ray's private names, in three modules
+    "poptune.compat.ray_private.core",
+    "poptune.compat.ray_private.tune",
     "poptune.estimate.clock",  # the estimate's search clock, a Tune callback
     "poptune.search.finished",
     "poptune.search.progress",

@@ -7,8 +7,9 @@ What uses them, and the public path each falls back to:
   ``TPESampler``'s private steps) → Optuna's own ``TPESampler`` with the same settings;
 - the single-writer cached storage of ``--study-storage`` (``search/study.py``: ``_CachedStorage``)
   → Optuna's ``RDBStorage``;
-- the study copy written in bulk into Optuna's tables (``search/study_file.py``: the models of
-  ``optuna.storages._rdb``) → the study rewritten through Optuna's public API at each save.
+- the study copy written in bulk into Optuna's tables (``search/study_file.py`` and
+  ``search/study_rows.py``: the models of ``optuna.storages._rdb``) → the study rewritten
+  through Optuna's public API at each save.
 """
 
 from __future__ import annotations

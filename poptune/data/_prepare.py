@@ -61,15 +61,7 @@ def prepare(frame: pd.DataFrame, *, seed: int, dedupe: Dedupe = "track_id") -> P
     report = frame.attrs.get("load_report")
     rows_in = len(frame)
     if dedupe == "track_id":
-        if ID not in frame.columns:
-            raise DataError(
-                f"{_source(frame)}: has no {ID} column to dedupe on; pass --dedupe none "
-                "(the same track may then land in both train and test)"
-            )
-        # One row per track: the Kaggle file repeats a track once per genre with identical
-        # features, so a row split would leak test tracks into training.
-        blank = frame[ID].astype(str).str.strip() == ""
-        frame = pd.concat([frame[~blank].drop_duplicates(ID), frame[blank]])
+        frame = _one_row_per_track(frame)
     n = len(frame)
     if n < MIN_ROWS:
         raise DataError(
@@ -117,6 +109,19 @@ def prepare(frame: pd.DataFrame, *, seed: int, dedupe: Dedupe = "track_id") -> P
         info=info,
         test_ids=ids[parts[2]],
     )
+
+
+def _one_row_per_track(frame: pd.DataFrame) -> pd.DataFrame:
+    if ID not in frame.columns:
+        raise DataError(
+            f"{_source(frame)}: has no {ID} column to dedupe on; pass --dedupe none "
+            "(the same track may then land in both train and test)"
+        )
+    # One row per track: the Kaggle file repeats a track once per genre with identical
+    # features, so a row split would leak test tracks into training. Rows without an id are
+    # kept, each its own track.
+    blank = frame[ID].astype(str).str.strip() == ""
+    return pd.concat([frame[~blank].drop_duplicates(ID), frame[blank]])
 
 
 def _source(frame: pd.DataFrame) -> str:

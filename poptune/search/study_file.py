@@ -29,12 +29,9 @@ import contextlib
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import optuna
-from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -42,18 +39,7 @@ from sqlalchemy.orm import Session
 from poptune.compat import optuna_private
 from poptune.compat.optuna_private import rdb_models as models
 from poptune.search.study import fast_commits
-
-if models is not None:  # else only the public path of StudyFile.write is taken
-    TRIALS = models.TrialModel.__table__
-    # Every table that holds rows of a trial (a trial's own row is deleted after them).
-    TRIAL_TABLES = (
-        models.TrialParamModel,
-        models.TrialValueModel,
-        models.TrialIntermediateValueModel,
-        models.TrialUserAttributeModel,
-        models.TrialSystemAttributeModel,
-        models.TrialHeartbeatModel,
-    )
+from poptune.search.study_rows import TRIAL_TABLES, TRIALS, add_rows, trial_row, utc
 
 
 class StudyFile:
@@ -165,7 +151,7 @@ class StudyFile:
             # This writer is the file's only one: the new trials are those numbered from the
             # lowest new number on (a single multi-row insert; no RETURNING, which SQLite
             # would answer row by row).
-            session.execute(insert(TRIALS), [self._trial_row(trial) for trial in new])
+            session.execute(insert(TRIALS), [trial_row(trial, self._study_id) for trial in new])
             numbers = {trial.number for trial in new}
             inserted = session.execute(
                 select(TRIALS.c.number, TRIALS.c.trial_id).where(
@@ -174,7 +160,7 @@ class StudyFile:
             )
             self._ids.update((n, trial_id) for n, trial_id in inserted if n in numbers)
         for trial in new:
-            _add_rows(rows, self._ids[trial.number], trial, trial.params, trial.intermediate_values)
+            add_rows(rows, self._ids[trial.number], trial, trial.params, trial.intermediate_values)
             for table, attrs in (
                 (models.TrialUserAttributeModel.__table__, trial.user_attrs),
                 (models.TrialSystemAttributeModel.__table__, trial.system_attrs),
@@ -195,15 +181,6 @@ class StudyFile:
                 finished,
             )
 
-    def _trial_row(self, trial: FrozenTrial) -> dict[str, Any]:
-        return {
-            "number": trial.number,
-            "study_id": self._study_id,
-            "state": trial.state,
-            "datetime_start": _utc(trial.datetime_start),
-            "datetime_complete": _utc(trial.datetime_complete),
-        }
-
     def _bring_up_to_date(
         self, trial: FrozenTrial, rows: dict[Table, list], finished: list[dict[str, Any]]
     ) -> None:
@@ -211,57 +188,11 @@ class StudyFile:
         params, steps = self._open[trial.number]
         new_params = [name for name in trial.params if name not in params]
         new_steps = [step for step in trial.intermediate_values if step not in steps]
-        _add_rows(rows, trial_id, trial, new_params, new_steps)
+        add_rows(rows, trial_id, trial, new_params, new_steps)
         params.update(new_params)
         steps.update(new_steps)
         if trial.state.is_finished():
             finished.append(
-                {"id": trial_id, "state": trial.state, "complete": _utc(trial.datetime_complete)}
+                {"id": trial_id, "state": trial.state, "complete": utc(trial.datetime_complete)}
             )
             del self._open[trial.number]
-
-
-def _add_rows(
-    rows: dict[Table, list[dict[str, Any]]],
-    trial_id: int,
-    trial: FrozenTrial,
-    params: Iterable[str],
-    steps: Iterable[int],
-) -> None:
-    """Add the rows of ``trial``'s ``params`` and ``steps`` (epochs), and of its values once
-    it is finished, to ``rows``, per table of Optuna's."""
-    for name in params:
-        distribution = trial.distributions[name]
-        rows[models.TrialParamModel.__table__].append(
-            {
-                "trial_id": trial_id,
-                "param_name": name,
-                "param_value": distribution.to_internal_repr(trial.params[name]),
-                "distribution_json": distribution_to_json(distribution),
-            }
-        )
-    intermediate = models.TrialIntermediateValueModel
-    for step in steps:
-        value, kind = intermediate.intermediate_value_to_stored_repr(
-            trial.intermediate_values[step]
-        )
-        rows[intermediate.__table__].append(
-            {
-                "trial_id": trial_id,
-                "step": step,
-                "intermediate_value": value,
-                "intermediate_value_type": kind,
-            }
-        )
-    if trial.state.is_finished() and trial.values is not None:
-        for objective, v in enumerate(trial.values):
-            value, kind = models.TrialValueModel.value_to_stored_repr(v)
-            rows[models.TrialValueModel.__table__].append(
-                {"trial_id": trial_id, "objective": objective, "value": value, "value_type": kind}
-            )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """As Optuna's RDB storage keeps a trial's times: naive UTC (a FrozenTrial's are naive
-    local time)."""
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)

@@ -22,7 +22,7 @@ of its trials are among the ``best`` kept. Only its "bad" group is estimated fro
 (older trials weigh linearly less). On a surrogate of poptune's space (no training; 800 trials,
 32 at a time, ASHA-like rungs, 5 seeds) the best value found was the same within the spread of
 seeds for the whole study, this window (250) and a window of 100 (50 + 50), which costs about a
-fifth less CPU per suggestion but did worse on its worst seed; so the window stays at 250.
+fifth less CPU per suggestion but did worse on its worst seed: the window stays at 250.
 """
 
 from __future__ import annotations
@@ -214,8 +214,7 @@ class _Kept:
         self.seen: set[int] = set()
         self.open: set[int] = set()  # trials not finished when last looked at
         self.looked = 0  # how many of the study's trials were looked at
-        self._recent_count = recent
-        self._best_count = best
+        self._recent_count, self._best_count = recent, best
         self._sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
         self._numbers: list[int] = []  # every finished trial's number, sorted
         self._ranks: dict[int, tuple[float, ...]] = {}  # of the newest, until they are not

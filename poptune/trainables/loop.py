@@ -95,16 +95,55 @@ def fit(
         raise ValueError(f"epochs must be >= 1, but got {epochs}")
     if threads:
         torch.set_num_threads(threads)
-    device = torch.device(device)
-    on_cpu = device.type == "cpu"
     torch.manual_seed(seed)
-    shuffle_rng = torch.Generator().manual_seed(seed)
+    one_epoch, history = _start(config, prepared, seed, epochs, torch.device(device), resume_from)
+    model, optimizer = one_epoch.model, one_epoch.optimizer
 
+    def state() -> TrainingState:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "shuffle_rng": one_epoch.shuffle_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": list(history),
+        }
+
+    best_state = None
+    for epoch in range(len(history) + 1, epochs + 1):
+        history.append(one_epoch(epoch))
+        stats = history[-1]
+        earlier = [h["val_mse"] for h in history[:-1]]
+        if keep_best and not stats["diverged"] and (not earlier or stats["val_mse"] < min(earlier)):
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(stats, state)
+        if stats["diverged"] or (patience and _epochs_since_best(history) >= patience):
+            break
+
+    optimizer.release()  # the model leaves with its own storage, not views of the optimizer's
+    best = min(history, key=lambda h: h["val_mse"])
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(
+        model=model, history=history, best_epoch=best["epoch"], target_scale=one_epoch.scale
+    )
+
+
+def _start(
+    config: ModelConfig,
+    prepared: Splits,
+    seed: int,
+    epochs: int,
+    device: torch.device,
+    resume_from: TrainingState | None,
+) -> tuple[_Epoch, list[EpochStats]]:
+    """The model (seeded by the caller's torch.manual_seed), its optimizer and the tensors on
+    ``device``, put back to ``resume_from`` if given; with the history so far."""
+    shuffle_rng = torch.Generator().manual_seed(seed)
     scale = TargetScale.fit(prepared.y_train)
     x_train = torch.from_numpy(prepared.x_train).to(device)
     y_train = torch.from_numpy((prepared.y_train - scale.mean) / scale.std).to(device).unsqueeze(1)
     x_val = torch.from_numpy(prepared.x_val).to(device)
-
     model = build_model(config).to(device)
     # torch.optim.AdamW's arithmetic in a few kernel calls instead of ~10 per tensor (FlatAdamW;
     # torch's own AdamW on a torch it was not checked against).
@@ -112,60 +151,66 @@ def fit(
     history: list[EpochStats] = []
     if resume_from is not None:
         history = _restore(resume_from, model, optimizer, shuffle_rng)
-
-    def state() -> TrainingState:
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "shuffle_rng": shuffle_rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": list(history),
-        }
-
     forward, x_train = forward_and_rows(model, x_train, device)
-    n = len(x_train)
-    # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
-    n_used = n - 1 if n % config.batch_size == 1 else n
-    total_steps = epochs * -(-n_used // config.batch_size)
-    best_state = None
-    for epoch in range(len(history) + 1, epochs + 1):
+    one_epoch = _Epoch(model, forward, optimizer, config, x_train, y_train, x_val, prepared.y_val,
+                       scale, shuffle_rng, epochs, on_cpu=device.type == "cpu")  # fmt: skip
+    return one_epoch, history
+
+
+class _Epoch:
+    """One epoch: a shuffled pass over the training rows, then the validation scores. Holds what
+    stays the same from epoch to epoch, so that `fit` reads as the loop around it."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        optimizer: Any,
+        config: ModelConfig,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: np.ndarray,
+        scale: TargetScale,
+        shuffle_rng: torch.Generator,
+        epochs: int,
+        on_cpu: bool,
+    ) -> None:
+        self.model, self.forward, self.optimizer, self.config = model, forward, optimizer, config
+        self.x_train, self.y_train, self.x_val, self.y_val = x_train, y_train, x_val, y_val
+        self.scale, self.shuffle_rng, self.on_cpu = scale, shuffle_rng, on_cpu
+        n = len(x_train)
+        # BatchNorm cannot train on a batch of one row, so a trailing batch that small is skipped.
+        self.n_used = n - 1 if n % config.batch_size == 1 else n
+        self.total_steps = epochs * -(-self.n_used // config.batch_size)
+
+    def __call__(self, epoch: int) -> EpochStats:
         started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=shuffle_rng).to(device)
+        self.model.train()
+        order = torch.randperm(len(self.x_train), generator=self.shuffle_rng)
+        order = order.to(self.x_train.device)
         # One gather per epoch, then every batch is a view: no per-step indexing or copies.
+        size, used = self.config.batch_size, self.n_used
         batches = zip(
-            x_train[order][:n_used].split(config.batch_size),
-            y_train[order][:n_used].split(config.batch_size),
+            self.x_train[order][:used].split(size),
+            self.y_train[order][:used].split(size),
             strict=True,
         )
-        steps = train_steps(batches, forward, optimizer, config, total_steps, on_cpu)
-        train_loss = epoch_loss(*steps) / n_used * scale.std**2  # in popularity points²
-        diverged = not math.isfinite(train_loss)
-        scores = _validation_scores(model, x_val, prepared.y_val, scale, diverged)
-        history.append(
-            EpochStats(
-                epoch=epoch,
-                train_loss=train_loss if not diverged else float("nan"),
-                val_mse=scores["mse"],
-                val_rmse=scores["rmse"],
-                val_mae=scores["mae"],
-                seconds=time.perf_counter() - started,
-                diverged=diverged,
-            )
+        steps = train_steps(
+            batches, self.forward, self.optimizer, self.config, self.total_steps, self.on_cpu
         )
-        earlier = [h["val_mse"] for h in history[:-1]]
-        if keep_best and not diverged and (not earlier or scores["mse"] < min(earlier)):
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if on_epoch is not None:
-            on_epoch(history[-1], state)
-        if diverged or (patience and _epochs_since_best(history) >= patience):
-            break
-
-    optimizer.release()  # the model leaves with its own storage, not views of the optimizer's
-    best = min(history, key=lambda h: h["val_mse"])
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return FitResult(model=model, history=history, best_epoch=best["epoch"], target_scale=scale)
+        train_loss = epoch_loss(*steps) / used * self.scale.std**2  # in popularity points²
+        diverged = not math.isfinite(train_loss)
+        scores = _validation_scores(self.model, self.x_val, self.y_val, self.scale, diverged)
+        return EpochStats(
+            epoch=epoch,
+            train_loss=train_loss if not diverged else float("nan"),
+            val_mse=scores["mse"],
+            val_rmse=scores["rmse"],
+            val_mae=scores["mae"],
+            seconds=time.perf_counter() - started,
+            diverged=diverged,
+        )
 
 
 def _restore(
