@@ -3,9 +3,8 @@
 From Python (docs/python-api.md)::
 
     import poptune
-    from poptune.search.settings import SearchSettings
 
-    experiment = poptune.run(SearchSettings(num_samples=8, name="try"))
+    experiment = poptune.run(poptune.SearchSettings(num_samples=8, name="try"))
     experiment.best_config, experiment.trials, experiment.metrics
 
 Names load on first use (PEP 562): ``import poptune`` imports neither torch, Ray nor pandas.
