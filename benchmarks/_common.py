@@ -87,10 +87,27 @@ def standalone_main(
     )
     parser.add_argument("--quick", action="store_true", help=quick_help)
     args = parser.parse_args(argv)
-    print(f"{machine()}; {load_average()}", flush=True)
-    for figure in run(quick=args.quick):
+    return run_standalone(module.rsplit(".", 1)[-1], lambda: run(quick=args.quick), record=False)
+
+
+def run_standalone(name: str, run: Callable[[], list[Figure]], *, record: bool) -> int:
+    """One benchmark run alone (``python -m benchmarks.NAME``): the machine and its load, the
+    figures, and with ``record`` the section `python -m benchmarks` would append to RESULTS.md."""
+    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
+    before = load_average()
+    print(f"{header}; {before}", flush=True)
+    started = time.perf_counter()
+    figures = run()
+    seconds = time.perf_counter() - started
+    for figure in figures:
         print(figure.line(), flush=True)
-    print(f"after: {load_average()}", flush=True)
+    after = load_average()
+    print(f"({name}: {seconds:.0f} s; after: {after})", flush=True)
+    if record:
+        from benchmarks.__main__ import RESULTS, _append  # the entry point imports this module
+
+        _append(header, [(name, figures, before, after, seconds)], seconds)
+        print(f"appended to {RESULTS}")
     return 0
 
 

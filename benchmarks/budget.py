@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from benchmarks._common import Figure, load_average, machine
+from benchmarks._common import Figure, run_standalone
 from benchmarks.quality import MAX_EPOCHS, SEEDS, SIZES, _spread, poptune_search
 from poptune.data import prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
@@ -72,20 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
-    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
-    before = load_average()
-    print(f"{header}; {before}", flush=True)
-    started = time.perf_counter()
-    figures = run(tuple(args.seeds))
-    seconds = time.perf_counter() - started
-    for figure in figures:
-        print(figure.line(), flush=True)
-    if args.record:
-        from benchmarks.__main__ import RESULTS, _append
-
-        _append(header, [("budget", figures, before, load_average(), seconds)], seconds)
-        print(f"appended to {RESULTS}")
-    return 0
+    return run_standalone("budget", lambda: run(tuple(args.seeds)), record=args.record)
 
 
 if __name__ == "__main__":

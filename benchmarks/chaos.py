@@ -39,7 +39,7 @@ from typing import Any
 from benchmarks._chaos_audit import Audit, audit, running_epochs
 from benchmarks._chaos_memory import MemorySpec
 from benchmarks._chaos_nodes import ChaosCluster, Kill, Killer, Node, chaos_cluster
-from benchmarks._common import Figure, load_average, machine
+from benchmarks._common import Figure, run_standalone
 from benchmarks._scale_procs import run_alone, work_dir
 from localray.env import private_ray_env
 from localray.processes import kill_pids, process_tree
@@ -430,21 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.record and args.quick:
         parser.error("--record takes the default size only; a --quick run is printed")
     parts = (args.only,) if args.only else ("nodes", "memory")
-    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
-    before = load_average()
-    print(f"{header}; {before}", flush=True)
-    started = time.perf_counter()
-    figures = run(quick=args.quick, parts=parts)
-    seconds = time.perf_counter() - started
-    for figure in figures:
-        print(figure.line(), flush=True)
-    if args.record:
-        from benchmarks.__main__ import RESULTS, _append
-
-        name = "chaos" if len(parts) > 1 else f"chaos ({args.only} only)"
-        _append(header, [(name, figures, before, load_average(), seconds)], seconds)
-        print(f"appended to {RESULTS}")
-    return 0
+    name = "chaos" if len(parts) > 1 else f"chaos ({args.only} only)"
+    return run_standalone(name, lambda: run(quick=args.quick, parts=parts), record=args.record)
 
 
 if __name__ == "__main__":

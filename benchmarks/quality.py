@@ -53,7 +53,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from benchmarks import _anchors
-from benchmarks._common import Figure, load_average, machine
+from benchmarks._common import Figure, run_standalone
 from poptune.analysis.finalists import finalists
 from poptune.analysis.results import read_results
 from poptune.analysis.retrain import RetrainPool
@@ -515,21 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-anchors", action="store_true", help="leave the anchors out")
     parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
-    header = f"{time.strftime('%Y-%m-%d %H:%M')} · {machine()}"
-    before = load_average()
-    print(f"{header}; {before}", flush=True)
-    started = time.perf_counter()
-    figures = run(tuple(args.sizes), tuple(args.seeds), anchors=not args.no_anchors)
-    seconds = time.perf_counter() - started
-    for figure in figures:
-        print(figure.line(), flush=True)
-    print(f"(quality: {seconds:.0f} s; after: {load_average()})", flush=True)
-    if args.record:
-        from benchmarks.__main__ import RESULTS, _append
-
-        _append(header, [("quality", figures, before, load_average(), seconds)], seconds)
-        print(f"appended to {RESULTS}")
-    return 0
+    return run_standalone(
+        "quality",
+        lambda: run(tuple(args.sizes), tuple(args.seeds), anchors=not args.no_anchors),
+        record=args.record,
+    )
 
 
 if __name__ == "__main__":
