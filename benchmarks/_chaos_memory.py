@@ -58,7 +58,7 @@ def tune_kept(trials: list) -> dict[str, int]:
     """What Tune holds for the trials it lists: the trials, and the checkpoint results its
     checkpoint managers keep in memory (poptune keeps every checkpoint's files while it runs;
     of a finished trial, only the newest's result stays in memory)."""
-    from poptune.compat.ray_private import checkpoint_results_of
+    from poptune.compat.ray_tune_compat import checkpoint_results_of
 
     kept = sum(checkpoint_results_of(trial) for trial in trials)
     return {"tune_trials": len(trials), "checkpoint_results": kept}

@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from poptune import compat
-from poptune.compat import optuna_private
+from poptune.compat import optuna_compat
 from poptune.layout import STUDY_FILE
 from poptune.search.settings import SearchSettings
 from poptune.search.study import SingleWriterStorage, driver_study_storage
@@ -33,7 +33,7 @@ def _fresh_warnings(monkeypatch):
 
 
 def test_the_installed_optuna_takes_the_fast_paths(tmp_path, capsys):
-    assert optuna_private.fast_paths()
+    assert optuna_compat.fast_paths()
     assert isinstance(sampler_for(SearchSettings(name="x")), WindowedSampler)
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     assert isinstance(driver_study_storage(storage), SingleWriterStorage)
@@ -47,7 +47,7 @@ def test_another_optuna_takes_the_public_paths_and_says_so_once(monkeypatch, tmp
     assert sampler._constant_liar and sampler._multivariate and sampler._group
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     assert driver_study_storage(storage) is storage
-    assert not optuna_private.fast_paths()
+    assert not optuna_compat.fast_paths()
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "poptune: warning: Optuna 5.1.0 is not a version poptune was written for (5.0); using "
@@ -97,11 +97,11 @@ def test_a_search_on_the_public_paths_completes_every_trial(ray_cluster, ray_env
     assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
 
 
-def test_no_module_but_the_door_imports_optuna_private_modules():
+def test_no_module_but_the_door_imports_optuna_compat_modules():
     import re
     from pathlib import Path
 
-    package = Path(optuna_private.__file__).parents[1]
+    package = Path(optuna_compat.__file__).parents[1]
     private = re.compile(r"^\s*(from|import) optuna\.\w+\._", re.MULTILINE)
     offenders = [
         str(p.relative_to(package))
@@ -150,10 +150,10 @@ def fake_raylet(monkeypatch):
 
 
 def test_the_installed_ray_turns_token_auth_on_with_its_config_refreshed(fake_raylet, capsys):
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
-    ray_private.enable_token_auth()
-    ray_private.reset_auth_token_cache()
+    ray_compat.enable_token_auth()
+    ray_compat.reset_auth_token_cache()
     assert os.environ["RAY_AUTH_MODE"] == "token"
     assert fake_raylet.initialize.calls == [("",)] and fake_raylet.reset_cache.calls == [()]
     assert _warnings(capsys) == []
@@ -162,12 +162,12 @@ def test_the_installed_ray_turns_token_auth_on_with_its_config_refreshed(fake_ra
 def test_another_ray_leaves_token_auth_to_ray_and_says_so_once(monkeypatch, fake_raylet, capsys):
     import ray
 
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
     monkeypatch.setattr(ray, "__version__", "2.61.0")
     for _ in range(2):
-        ray_private.enable_token_auth()
-        ray_private.reset_auth_token_cache()
+        ray_compat.enable_token_auth()
+        ray_compat.reset_auth_token_cache()
     # Not set without the refresh: a driver in "disabled" mode against a GCS in "token" mode.
     assert "RAY_AUTH_MODE" not in os.environ
     assert fake_raylet.initialize.calls == [] and fake_raylet.reset_cache.calls == []
@@ -184,11 +184,11 @@ def test_another_ray_leaves_token_auth_to_ray_and_says_so_once(monkeypatch, fake
 def test_an_auth_mode_the_user_set_needs_no_refresh_and_no_warning(
     monkeypatch, fake_raylet, capsys
 ):
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
     monkeypatch.setenv(compat.PUBLIC_PATHS_ENV, "1")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    ray_private.enable_token_auth()
+    ray_compat.enable_token_auth()
     assert os.environ["RAY_AUTH_MODE"] == "disabled" and fake_raylet.initialize.calls == []
     assert _warnings(capsys) == []
 
@@ -198,13 +198,13 @@ def test_a_ray_without_the_private_names_degrades_instead_of_failing(monkeypatch
 
     import ray
 
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
     monkeypatch.setattr(ray, "_raylet", SimpleNamespace())
     monkeypatch.setenv("RAY_AUTH_MODE", "unset")
     monkeypatch.delenv("RAY_AUTH_MODE")
-    ray_private.enable_token_auth()
-    ray_private.reset_auth_token_cache()
+    ray_compat.enable_token_auth()
+    ray_compat.reset_auth_token_cache()
     assert "RAY_AUTH_MODE" not in os.environ
     err = _warnings(capsys)
     assert len(err) == 2 and all("lacks a private name poptune uses" in line for line in err)
@@ -213,15 +213,15 @@ def test_a_ray_without_the_private_names_degrades_instead_of_failing(monkeypatch
 def test_single_machine_mode_only_on_the_installed_ray(monkeypatch, capsys):
     from ray._private import ray_constants
 
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
     before = ray_constants.ENABLE_RAY_CLUSTER
-    with ray_private.single_machine_mode():
+    with ray_compat.single_machine_mode():
         assert ray_constants.ENABLE_RAY_CLUSTER is False
     assert ray_constants.ENABLE_RAY_CLUSTER is before
     monkeypatch.setenv(compat.PUBLIC_PATHS_ENV, "1")
     for _ in range(2):
-        with ray_private.single_machine_mode():
+        with ray_compat.single_machine_mode():
             assert ray_constants.ENABLE_RAY_CLUSTER is before  # Ray's own choice, untouched
     assert _warnings(capsys) == [
         "poptune: warning: POPTUNE_PUBLIC_PATHS is set; a private local Ray may listen on this "
@@ -268,14 +268,14 @@ def test_without_the_probe_an_address_goes_straight_to_ray_init(monkeypatch, cap
 def test_the_autoscalers_config_is_read_only_from_the_installed_ray(monkeypatch, capsys):
     from ray._private import state
 
-    from poptune.compat import ray_private
+    from poptune.compat import ray_compat
 
     reported = object()
     monkeypatch.setattr(state.state, "get_cluster_config", lambda: reported)
-    assert ray_private.cluster_config() is reported
+    assert ray_compat.cluster_config() is reported
     monkeypatch.setenv(compat.PUBLIC_PATHS_ENV, "1")
-    assert ray_private.cluster_config() is None
-    assert ray_private.cluster_config() is None
+    assert ray_compat.cluster_config() is None
+    assert ray_compat.cluster_config() is None
     [line] = _warnings(capsys)
     assert "the node groups an autoscaler reports to Ray (KubeRay) are not read" in line
 
@@ -315,20 +315,20 @@ def test_another_ray_suggests_through_rays_own_proxy(monkeypatch, capsys):
 def test_rays_class_state_gone_is_an_error_naming_the_fix(monkeypatch):
     import ray
 
-    from poptune.compat import ray_private
+    from poptune.compat import ray_tune_compat
 
     monkeypatch.setattr(ray, "__version__", "2.70.0")
-    readers = [ray_private.optuna_study_of, ray_private.optuna_trials_of,
-               ray_private.completed_trials_of, ray_private.trial_runs_of]  # fmt: skip
+    readers = [ray_tune_compat.optuna_study_of, ray_tune_compat.optuna_trials_of,
+               ray_tune_compat.completed_trials_of, ray_tune_compat.trial_runs_of]  # fmt: skip
     for read in readers:
         with pytest.raises(RuntimeError, match=r"Ray 2\.70\.0's .*written for Ray 2\.60\); .*"
                            r"pip install -c constraints\.txt 'ray\[tune\]'"):  # fmt: skip
             read(object())
     with pytest.raises(RuntimeError, match=r"holds no _ot_study.*pip install -c constraints"):
-        ray_private.saved_optuna_study({"_ot_trials": {}})
+        ray_tune_compat.saved_optuna_study({"_ot_trials": {}})
     study = optuna.create_study()
-    assert ray_private.saved_optuna_study({"_ot_study": study}) is study
-    assert ray_private.saved_optuna_study(("an", "older", "form")) is None
+    assert ray_tune_compat.saved_optuna_study({"_ot_study": study}) is study
+    assert ray_tune_compat.saved_optuna_study(("an", "older", "form")) is None
 
 
 # -- torch -------------------------------------------------------------------------------------
@@ -343,38 +343,38 @@ def _plain_model():
 def test_the_installed_torch_tells_a_hooked_model(capsys):
     import torch
 
-    from poptune.compat import torch_private
+    from poptune.compat import torch_compat
 
     model = _plain_model()
-    assert not torch_private.may_have_hooks(model)
+    assert not torch_compat.may_have_hooks(model)
     handle = model[1].register_forward_hook(lambda *args: None)
-    assert torch_private.may_have_hooks(model)
+    assert torch_compat.may_have_hooks(model)
     handle.remove()
     handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda *args: None)
     try:
-        assert torch_private.may_have_hooks(model)
+        assert torch_compat.may_have_hooks(model)
     finally:
         handle.remove()
-    assert not torch_private.may_have_hooks(model)
+    assert not torch_compat.may_have_hooks(model)
     assert _warnings(capsys) == []
 
 
 def test_where_hooks_cannot_be_told_a_model_is_called_as_a_module(monkeypatch, capsys):
     from torch.nn.modules import module as torch_module
 
-    from poptune.compat import torch_private
+    from poptune.compat import torch_compat
     from poptune.trainables.steps import layer_by_layer as _layer_by_layer
 
     model = _plain_model()
     monkeypatch.setenv(compat.PUBLIC_PATHS_ENV, "1")
-    assert torch_private.may_have_hooks(model)
+    assert torch_compat.may_have_hooks(model)
     assert _layer_by_layer(model) is model  # the usual call, hooks or not
     [line] = _warnings(capsys)
     assert line.startswith("poptune: warning: POPTUNE_PUBLIC_PATHS is set; every training batch")
     monkeypatch.delenv(compat.PUBLIC_PATHS_ENV)
     monkeypatch.setattr(compat, "_warned", set())
     monkeypatch.delattr(torch_module, "_global_forward_hooks")
-    assert torch_private.may_have_hooks(model)  # a torch without the name: the safe answer
+    assert torch_compat.may_have_hooks(model)  # a torch without the name: the safe answer
     [line] = _warnings(capsys)
     assert "lacks a private name poptune uses" in line and "_global_forward_hooks" in line
 
@@ -441,7 +441,7 @@ def test_no_module_but_the_doors_names_rays_or_torchs_private_names():
     import re
     from pathlib import Path
 
-    package = Path(optuna_private.__file__).parents[1]
+    package = Path(optuna_compat.__file__).parents[1]
     private = re.compile("|".join(_PRIVATE_NAMES))
     offenders = [
         f"{p.relative_to(package)}: {found.group(0)}"

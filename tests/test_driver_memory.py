@@ -17,7 +17,7 @@ from ray.tune.experiment import Trial
 from ray.tune.trainable.function_trainable import wrap_function
 
 from poptune import compat
-from poptune.compat import ray_private
+from poptune.compat import ray_tune_compat
 from poptune.metric import METRIC
 from poptune.search.finished import FinishedTrials
 from poptune.search.resources import per_trial
@@ -113,7 +113,7 @@ def test_another_ray_keeps_finished_trials_whole_and_says_so_once(monkeypatch, t
     for trial in trials:
         _complete(trial)
         assert len(trial.metric_n_steps) > 10
-        assert ray_private.checkpoint_results_of(trial) == 4
+        assert ray_tune_compat.checkpoint_results_of(trial) == 4
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "poptune: warning: POPTUNE_PUBLIC_PATHS is set; Tune keeps each finished trial's "

@@ -13,9 +13,8 @@ RAY_MODULES = {
     "poptune.analysis.results",  # the reader of Tune's results
     "poptune.cluster._probe_child",
     "poptune.cluster.session",  # joining a cluster, or starting a private Ray
-    "poptune.compat.ray_private._gate",  # Ray's private names, in three modules
-    "poptune.compat.ray_private.core",
-    "poptune.compat.ray_private.tune",
+    "poptune.compat.ray_compat",  # Ray's private names: Ray core's, and the version check
+    "poptune.compat.ray_tune_compat",  # and Ray Tune's
     "poptune.estimate.clock",  # the estimate's search clock, a Tune callback
     "poptune.search.finished",
     "poptune.search.progress",

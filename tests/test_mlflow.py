@@ -144,7 +144,7 @@ def test_an_ended_trials_run_is_not_kept(tmp_path):
     """Ray's callback keeps every trial's run id; poptune's lets an ended trial's go."""
     from types import SimpleNamespace
 
-    from poptune.compat.ray_private import trial_runs_of
+    from poptune.compat.ray_tune_compat import trial_runs_of
     from poptune.tracking.callback import TrialRuns
 
     ended = []

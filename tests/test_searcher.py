@@ -134,7 +134,7 @@ def test_a_told_trial_is_let_go_of_and_the_study_keeps_it(searcher):
     """Ray's searcher keeps an Optuna trial (with a copy of the study's record of it) for every
     trial it suggested; once the outcome is told, the study holds the trial, and only the trials
     in flight are kept (in memory, and in every save of the searcher)."""
-    from poptune.compat.ray_private import completed_trials_of, optuna_trials_of
+    from poptune.compat.ray_tune_compat import completed_trials_of, optuna_trials_of
 
     search, url = searcher
     _drive(search, "full", [300.0, 150.0, 160.0, 170.0])

@@ -97,7 +97,7 @@ def bootstrap_autoscaling(config_path: Path = BOOTSTRAP_CONFIG) -> Autoscaling |
 
 def ray_autoscaling(cluster_config) -> Autoscaling | None:
     """Node groups as an autoscaler reported them to Ray (``autoscaler_pb2.ClusterConfig``, as
-    :func:`poptune.compat.ray_private.cluster_config` returns it; KubeRay reports one)."""
+    :func:`poptune.compat.ray_compat.cluster_config` returns it; KubeRay reports one)."""
     if cluster_config is None or not cluster_config.node_group_configs:
         return None
     node_types = tuple(
@@ -115,9 +115,9 @@ def find_autoscaling(config_path: Path = BOOTSTRAP_CONFIG) -> Autoscaling | None
     """The joined cluster's autoscaling, from Ray (KubeRay) or the launcher's file on the head;
     None when neither says (a fixed cluster, or a driver away from the head)."""
     try:
-        from poptune.compat import ray_private  # imports Ray: only once a cluster is joined
+        from poptune.compat import ray_compat  # imports Ray: only once a cluster is joined
 
-        reported = ray_autoscaling(ray_private.cluster_config())
+        reported = ray_autoscaling(ray_compat.cluster_config())
     except Exception:  # no GCS connection, a config of another shape: fall back to the file
         reported = None
     return reported or bootstrap_autoscaling(config_path)

@@ -18,7 +18,7 @@ import ray
 
 from poptune.cluster.capacity import ClusterInfo
 from poptune.cluster.probe import check_cluster
-from poptune.compat import ray_private
+from poptune.compat import ray_compat
 from poptune.errors import UsageError
 
 CONNECT_TIMEOUT_S = 10.0
@@ -88,7 +88,7 @@ def _start_or_join(address: str | None, num_cpus: int | None, common: dict, aren
     if address:
         _check_reachable(address)
         # ray:// is Ray Client, not a GCS port; the probe asks with Ray's private calls.
-        if address != "auto" and "://" not in address and ray_private.can_probe_gcs():
+        if address != "auto" and "://" not in address and ray_compat.can_probe_gcs():
             check_cluster(address)
         try:
             # No runtime env for the arena setting here: with one, no prestarted worker can serve
@@ -102,7 +102,7 @@ def _start_or_join(address: str | None, num_cpus: int | None, common: dict, aren
     else:
         # Token auth on, said explicitly (Ray would turn it on anyway, with a warning), and
         # Ray's config, cached at import, refreshed to match (see enable_token_auth).
-        ray_private.enable_token_auth()
+        ray_compat.enable_token_auth()
         created = prepare_local_token()
         # address="local": never attach silently to whatever cluster ran last on this machine.
         # Loopback only and no dashboard: nothing listens for the outside world by default.
@@ -111,7 +111,7 @@ def _start_or_join(address: str | None, num_cpus: int | None, common: dict, aren
         saved = os.environ.get("MALLOC_ARENA_MAX")
         os.environ.update(arenas)
         try:
-            with ray_private.single_machine_mode():  # 127.0.0.1 stays the node address
+            with ray_compat.single_machine_mode():  # 127.0.0.1 stays the node address
                 ray.init(
                     address="local",
                     num_cpus=num_cpus,
@@ -172,7 +172,7 @@ def prepare_local_token() -> Path | None:
         try:
             _write_private_token(path)
             # Ray's token loader caches what it found; it must see this file, not "none".
-            ray_private.reset_auth_token_cache()
+            ray_compat.reset_auth_token_cache()
         except FileExistsError:
             pass  # another process made one in between: it is checked below like any other
         except OSError:

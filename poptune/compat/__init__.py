@@ -1,15 +1,16 @@
-"""Other libraries' private names, each library's reached from one module here.
+"""Other libraries' private names, each library's reached from its own compat module here.
 
 poptune's search is fast because a few of Optuna's internals are used directly (see
-``optuna_private``); a private local Ray is safe, and a cluster address probed, through a few of
-Ray's (``ray_private``); training skips work that torch's public calls always do, where torch's
-private state says it may (``torch_private``). A module here is the only place that reaches such
-a name; it checks the installed version against the versions its code was written for, and
+``optuna_compat``); a private local Ray is safe, and a cluster address probed, through a few of
+Ray's (``ray_compat`` for Ray core and the version check, ``ray_tune_compat`` for the state of Ray
+Tune's classes that poptune extends); training skips work that torch's public calls always do, where
+torch's private state says it may (``torch_compat``). A module here is the only place that reaches
+such a name; it checks the installed version against the versions its code was written for, and
 outside them (or with ``POPTUNE_PUBLIC_PATHS=1`` in the environment) poptune takes the library's
-public path instead, or does without, with one warning naming the version and what is lost: the
-same search, slower or with one of Ray's defaults. Where no public path exists (the state of
-Ray's classes that poptune subclasses), the name is read on any version, and an error says how
-to install the tested one should it be gone.
+public path instead, or does without, with one warning naming the version and what is lost: the same
+search, slower or with one of Ray's defaults. Where no public path exists (the state of Ray's
+classes that poptune subclasses), the name is read on any version, and an error says how to install
+the tested one should it be gone.
 """
 
 from __future__ import annotations

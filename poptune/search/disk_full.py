@@ -117,9 +117,9 @@ def trial_failed(trial: Any, *, retried: bool) -> bool:
         return True
     if retried:
         # Imported here: the CLI imports this module to read errors, and must not load Ray.
-        from poptune.compat import ray_private
+        from poptune.compat import ray_tune_compat
 
-        ray_private.forgive_failure(trial)  # no fault of the trial's: not one of its failures
+        ray_tune_compat.forgive_failure(trial)  # no fault of the trial's: not one of its failures
     else:
         watch.errored += 1
     if watch.cause is None:

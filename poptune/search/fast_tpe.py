@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from poptune.compat.optuna_private import tpe_sampler as _tpe_sampler
-from poptune.compat.optuna_private import truncnorm as _truncnorm
+from poptune.compat.optuna_compat import tpe_sampler as _tpe_sampler
+from poptune.compat.optuna_compat import truncnorm as _truncnorm
 
 
 def log_ndtr(a: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ windows 28 KB, the summaries 5 KB, the older checkpoints' results 2 KB, and Tune
 that 15 KB more; a reference to a task result per trial besides, held in Ray's core worker.
 
 :class:`FinishedTrials` lets go of those once a trial has finished (see
-:func:`poptune.compat.ray_private.trim_finished_trial` for exactly what): the summaries of the
+:func:`poptune.compat.ray_tune_compat.trim_finished_trial` for exactly what): the summaries of the
 search's metric (``val_mse``) stay, so Ray's ``ExperimentAnalysis.get_best_trial`` and
 ``ResultGrid.get_best_result`` on it answer as before, and so do each trial's last result, its
 newest checkpoint and everything on disk (``result.json``, ``progress.csv``, which
@@ -33,7 +33,7 @@ from collections.abc import Collection
 
 from ray.tune import Callback
 
-from poptune.compat import ray_private
+from poptune.compat import ray_tune_compat
 from poptune.memory import return_freed_memory
 from poptune.metric import METRIC
 
@@ -47,7 +47,7 @@ class FinishedTrials(Callback):
         self._keep = frozenset(keep_metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        ray_private.trim_finished_trial(trial, self._keep)
+        ray_tune_compat.trim_finished_trial(trial, self._keep)
 
     def get_state(self) -> None:
         # Tune asks every callback for its state at each save of the experiment, after writing

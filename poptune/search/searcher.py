@@ -27,7 +27,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from poptune.compat import optuna_private, ray_private
+from poptune.compat import optuna_compat, ray_tune_compat
 from poptune.metric import METRIC
 from poptune.search.study import fast_commits
 from poptune.search.study_file import StudyFile
@@ -52,9 +52,9 @@ def study_copy_of_this_run(study_file: StudyFile | None) -> Iterator[None]:
 
 
 # Ray's OptunaSearch keeps its study, its trials and the trials it has told in private
-# attributes, which this subclass extends: they are reached through compat.ray_private, and a
+# attributes, which this subclass extends: they are reached through compat.ray_tune_compat, and a
 # define-by-run suggestion is read off the trial there (FastDefineByRun).
-class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
+class PoptuneOptunaSearch(ray_tune_compat.FastDefineByRun, OptunaSearch):
     # A class default too: a searcher unpickled from an experiment saved before it had one.
     _study_file: StudyFile | None = None
 
@@ -107,7 +107,7 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
         finally:
             self._run_started = run_started
         if self._study_file is not None:
-            self._study_file.write(ray_private.optuna_study_of(self))
+            self._study_file.write(ray_tune_compat.optuna_study_of(self))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Unpickled with the Tuner (tuner.pkl) on --resume: used as is if no state was saved.
@@ -122,9 +122,9 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         self._adopt_study_copy()
-        study = ray_private.optuna_study_of(self)
+        study = ray_tune_compat.optuna_study_of(self)
         # The study's storage comes back unpickled, with a new SQLite engine.
-        backend = optuna_private.rdb_storage_of(study)
+        backend = optuna_compat.rdb_storage_of(study)
         if backend is not None:
             fast_commits(backend)
         self._run_started = None  # this run's clock starts at its first suggest
@@ -132,10 +132,10 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
         # its own state, comes back (--resume) with that trial unfinished: Tune runs it again
         # and Optuna refuses a second outcome. The study is the record, so those count as told.
         finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-        completed = ray_private.completed_trials_of(self)
+        completed = ray_tune_compat.completed_trials_of(self)
         self._told_in_study = {
             trial_id
-            for trial_id, ot_trial in ray_private.optuna_trials_of(self).items()
+            for trial_id, ot_trial in ray_tune_compat.optuna_trials_of(self).items()
             if ot_trial.number in finished and trial_id not in completed
         }
 
@@ -148,8 +148,8 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        completed = ray_private.completed_trials_of(self)
-        ot_trials = ray_private.optuna_trials_of(self)
+        completed = ray_tune_compat.completed_trials_of(self)
+        ot_trials = ray_tune_compat.optuna_trials_of(self)
         if trial_id in completed or trial_id not in ot_trials:
             return super().on_trial_complete(trial_id, result, error)
         if trial_id in self._told_in_study:
@@ -159,7 +159,7 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
             ot_trials.pop(trial_id)
             return None
         ot_trial = ot_trials[trial_id]
-        study = ray_private.optuna_study_of(self)
+        study = ray_tune_compat.optuna_study_of(self)
         if result and not error:
             self._report_final(trial_id, result)
         best = self._best.pop(trial_id, None)
@@ -192,4 +192,4 @@ class PoptuneOptunaSearch(ray_private.FastDefineByRun, OptunaSearch):
         if result.get(METRIC) is None or step is None or step <= self._last_step.get(trial_id, 0):
             return
         self._track(trial_id, result)
-        ray_private.optuna_trials_of(self)[trial_id].report(result[METRIC], step)
+        ray_tune_compat.optuna_trials_of(self)[trial_id].report(result[METRIC], step)

@@ -38,9 +38,9 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.trial import FrozenTrial
 from sqlalchemy import event
 
-from poptune.compat import optuna_private
-from poptune.compat.optuna_private import CachedStorage as _CachedStorage
-from poptune.compat.optuna_private import StudyInfo as _StudyInfo
+from poptune.compat import optuna_compat
+from poptune.compat.optuna_compat import CachedStorage as _CachedStorage
+from poptune.compat.optuna_compat import StudyInfo as _StudyInfo
 
 
 def driver_study_storage(storage: optuna.storages.BaseStorage | None):
@@ -51,7 +51,7 @@ def driver_study_storage(storage: optuna.storages.BaseStorage | None):
         return InMemoryStudyStorage()
     if not isinstance(storage, optuna.storages.RDBStorage):
         return storage
-    if not optuna_private.fast_paths():
+    if not optuna_compat.fast_paths():
         return fast_commits(storage)
     return SingleWriterStorage(fast_commits(storage))
 

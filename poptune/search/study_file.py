@@ -36,8 +36,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from poptune.compat import optuna_private
-from poptune.compat.optuna_private import rdb_models as models
+from poptune.compat import optuna_compat
+from poptune.compat.optuna_compat import rdb_models as models
 from poptune.search.study import fast_commits
 from poptune.search.study_rows import TRIAL_TABLES, TRIALS, add_rows, trial_row, utc
 
@@ -74,7 +74,7 @@ class StudyFile:
             if self._storage is None:
                 # Optuna's storage creates the tables (or checks their version) on opening.
                 self._storage = fast_commits(optuna.storages.RDBStorage(self.url))
-            if not optuna_private.fast_paths():
+            if not optuna_compat.fast_paths():
                 self._write_public(study)
                 return
             session = self._storage.scoped_session()

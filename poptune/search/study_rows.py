@@ -12,7 +12,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial
 from sqlalchemy import Table
 
-from poptune.compat.optuna_private import rdb_models as models
+from poptune.compat.optuna_compat import rdb_models as models
 
 if models is not None:  # else only the public path of StudyFile.write is taken
     TRIALS = models.TrialModel.__table__

@@ -9,7 +9,7 @@ import optuna
 from ray import tune
 
 from poptune import uri
-from poptune.compat import optuna_private
+from poptune.compat import optuna_compat
 from poptune.data import Prepared
 from poptune.errors import UsageError
 from poptune.layout import STUDY_FILE
@@ -103,7 +103,7 @@ def sampler_for(settings: SearchSettings) -> optuna.samplers.BaseSampler:
     # parallel slots are not all sent to the same spot. The window bounds what a suggestion
     # costs in a long search, and once it is full a fit of TPE's model serves several
     # suggestions when many trials run (window.py and batch_tpe.py say what each trades).
-    if not optuna_private.fast_paths():
+    if not optuna_compat.fast_paths():
         return optuna.samplers.TPESampler(
             seed=settings.seed, multivariate=True, group=True, constant_liar=True
         )

@@ -38,7 +38,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from poptune.compat.optuna_private import default_gamma
+from poptune.compat.optuna_compat import default_gamma
 from poptune.search.fast_tpe import faster_tpe
 
 RECENT = 200

@@ -20,7 +20,7 @@ import optuna
 import pyarrow.fs
 
 from poptune import uri
-from poptune.compat import ray_private
+from poptune.compat import ray_tune_compat
 from poptune.layout import STUDY_FILE
 from poptune.storage.remote import filesystem, upload
 
@@ -74,5 +74,5 @@ def _saved_study(experiment: str) -> optuna.Study | None:
     # Our own searcher's state, written by this search (a resumed search unpickles it anyway).
     with fs.open_input_stream(states[-1].path) as stream:
         state = pickle.loads(stream.read())
-    study = ray_private.saved_optuna_study(state)
+    study = ray_tune_compat.saved_optuna_study(state)
     return study if isinstance(study, optuna.Study) else None

@@ -16,10 +16,10 @@ import uuid
 from typing import Any
 
 # ray.air.integrations.mlflow is where Ray documents the callback (ray.tune.logger.mlflow only
-# re-exports it): a public path. Its run per trial is private state: see compat.ray_private.
+# re-exports it): a public path. Its run per trial is private state: see compat.ray_tune_compat.
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from poptune.compat import ray_private
+from poptune.compat import ray_tune_compat
 from poptune.search.tune_config import trial_dirname
 from poptune.tracking.runs import EXPERIMENT_TAG, TRIAL_TAG, allow_file_store, client, search_run
 
@@ -48,7 +48,7 @@ class TrialRuns(MLflowLoggerCallback):
         self.tags = {PARENT_TAG: parent, EXPERIMENT_TAG: name}
 
     def log_trial_start(self, trial) -> None:
-        runs = ray_private.trial_runs_of(self)
+        runs = ray_tune_compat.trial_runs_of(self)
         if trial not in runs:
             run_id = self._existing_run(trial.trial_id)
             if run_id is None:
@@ -62,7 +62,7 @@ class TrialRuns(MLflowLoggerCallback):
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
         from mlflow.entities import Metric
 
-        runs = ray_private.trial_runs_of(self)
+        runs = ray_tune_compat.trial_runs_of(self)
         if trial not in runs:
             self.log_trial_start(trial)
         epoch = result.get("epoch")
@@ -77,12 +77,12 @@ class TrialRuns(MLflowLoggerCallback):
         self._mlflow().log_batch(runs[trial], metrics=metrics)
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
-        if trial not in ray_private.trial_runs_of(self):
+        if trial not in ray_tune_compat.trial_runs_of(self):
             return  # its run was ended already (a stop that failed ends a trial twice)
         super().log_trial_end(trial, failed=failed)
         # Its run is ended: not kept for every trial of a long search (a trial that goes on,
         # --retry-errored, finds its run again by its trial id).
-        ray_private.trial_runs_of(self).pop(trial, None)
+        ray_tune_compat.trial_runs_of(self).pop(trial, None)
 
     def _existing_run(self, trial_id: str) -> str | None:
         found = self._mlflow().search_runs(

@@ -25,7 +25,7 @@ freely between the two, without building a `torch.optim` optimizer: the first on
 builds imports torch._dynamo (sympy and 800 more modules): about a second and 70 MB per trial
 worker.
 
-The arithmetic is copied from one torch release (see `poptune.compat.torch_private`): with any
+The arithmetic is copied from one torch release (see `poptune.compat.torch_compat`): with any
 other, or `POPTUNE_PUBLIC_PATHS=1`, `adamw` builds torch's own AdamW instead (`TorchAdamW`, the
 same interface), with one warning.
 """
@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from poptune.compat import torch_private
+from poptune.compat import torch_compat
 
 # torch's CPU allocator aligns tensors to 64 bytes, CUDA's caching allocator to 512.
 _ALIGN_BYTES = 512
@@ -227,6 +227,6 @@ def adamw(
 ) -> FlatAdamW | TorchAdamW:
     """The optimizer `fit` trains with: FlatAdamW where its arithmetic is that of the installed
     torch's AdamW, else torch's AdamW itself."""
-    if torch_private.flat_adamw_matches_torch():
+    if torch_compat.flat_adamw_matches_torch():
         return FlatAdamW(params, lr=lr, weight_decay=weight_decay)
     return TorchAdamW(params, lr=lr, weight_decay=weight_decay)

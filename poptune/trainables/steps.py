@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from poptune.compat import torch_private
+from poptune.compat import torch_compat
 from poptune.trainables.config import ModelConfig
 from poptune.trainables.features import QuantileInput, fit_and_map
 from poptune.trainables.schedule import learning_rate
@@ -36,10 +36,10 @@ def layer_by_layer(model: nn.Module, start: int = 0) -> Callable[[torch.Tensor],
     `nn.Module.__call__` checks for hooks and more on every call: ~3 µs a layer, 6% of a batch-64
     step of the reference model. The models `build_model` makes are plain `nn.Sequential`s and
     `fit` registers no hooks, so the result is the same; anything else (or a model that may have
-    hooks, which only torch's private names tell: see compat.torch_private) keeps the usual call.
+    hooks, which only torch's private names tell: see compat.torch_compat) keeps the usual call.
     """
     plain = isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward
-    if not plain or torch_private.may_have_hooks(model):
+    if not plain or torch_compat.may_have_hooks(model):
         return model
     layers = [layer.forward for layer in list(model)[start:]]
 

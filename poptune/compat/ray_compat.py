@@ -1,5 +1,33 @@
-"""Ray core's private names: a private local Ray's start, the probe of a cluster address,
-the cluster config an autoscaler reports (see :mod:`poptune.compat.ray_private`)."""
+"""Ray's private names, reached from here and :mod:`poptune.compat.ray_tune_compat` only (see
+:mod:`poptune.compat`).
+
+What uses them, and what each does outside the Ray it was written for (or with
+``POPTUNE_PUBLIC_PATHS=1``):
+
+- a private local Ray (``cluster/session.py``): token mode said explicitly with Ray's cached
+  config refreshed (:func:`enable_token_auth`), Ray's token cache told of the token file poptune
+  writes (:func:`reset_auth_token_cache`), and Ray's single-machine mode for its start, so that
+  it listens on 127.0.0.1 only (:func:`single_machine_mode`) → Ray's own defaults;
+- the probe of a cluster address before ``ray.init`` (``cluster/_probe_child.py``: Ray's token
+  check and GCS client, :func:`check_driver_token`, :func:`connect_gcs`) → no probe, ``ray.init``
+  answers;
+- the node groups KubeRay reports to Ray (``cluster/autoscale.py``, :func:`cluster_config`) →
+  the launcher's file on the head only;
+- the define-by-run suggestion read off the trial (``search/searcher.py``,
+  :class:`FastDefineByRun`) → Ray's own capturing proxy;
+- the state of Ray's ``OptunaSearch`` and ``MLflowLoggerCallback`` that poptune's subclasses
+  extend (:func:`optuna_study_of`, :func:`optuna_trials_of`, :func:`completed_trials_of`,
+  :func:`saved_optuna_study`, :func:`trial_runs_of`): no public path exists, so these read the
+  attributes on any Ray and, where one is gone, fail with an error naming the fix;
+- what Tune keeps in the driver's memory of a finished trial (``search/finished.py``,
+  :func:`trim_finished_trial`) → kept as Tune keeps it (the driver grows with the search).
+
+``ray.air.integrations.mlflow`` (``tracking/callback.py``) is public: Ray documents
+``MLflowLoggerCallback`` there (``ray.tune.logger.mlflow`` only re-exports it).
+
+This module holds the Ray they were written for and Ray core's names; Ray Tune's private state
+is in :mod:`poptune.compat.ray_tune_compat`, behind the same version check.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +38,44 @@ from typing import Any
 
 import ray
 
-from poptune.compat.ray_private._gate import missing, off_reason_here, private_paths
+from poptune.compat import major_minor, off_reason, warn_once
+
+# The Ray releases (major, minor) whose private code the calls here were written against.
+WRITTEN_FOR = ((2, 60),)
+# The way back to the tested Ray, for the errors where no public path is left.
+INSTALL_TESTED = "pip install -c constraints.txt 'ray[tune]'"
+
+
+def installed_version() -> tuple[int, int]:
+    return major_minor(ray.__version__)
+
+
+def written_for() -> str:
+    return ", ".join(f"{a}.{b}" for a, b in WRITTEN_FOR)
+
+
+def off_reason_here() -> str | None:
+    """Why the private calls are not to be made here, or None where they are."""
+    return off_reason("Ray", ray.__version__, WRITTEN_FOR)
+
+
+def private_paths(feature: str, fallback: str) -> bool:
+    """True when this Ray is one the private calls were written for and they are not turned
+    off; otherwise False, after one warning (per feature) saying what ``fallback`` loses."""
+    reason = off_reason_here()
+    if reason is None:
+        return True
+    warn_once(f"ray: {feature}", f"{reason}; {fallback}")
+    return False
+
+
+def missing(feature: str, exc: Exception, fallback: str) -> None:
+    """The Ray poptune was written for, without a private name poptune uses (a patched build)."""
+    warn_once(
+        f"ray: {feature}",
+        f"Ray {ray.__version__} lacks a private name poptune uses ({exc}); {fallback}",
+    )
+
 
 # -- a private local Ray ----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Ray Tune's private state that poptune's subclasses and callbacks extend: OptunaSearch's,
 MLflowLoggerCallback's, and what Tune's driver keeps of a finished trial (see
-:mod:`poptune.compat.ray_private`)."""
+:mod:`poptune.compat.ray_compat`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from poptune.compat.ray_private._gate import INSTALL_TESTED, missing, private_paths, written_for
+from poptune.compat.ray_compat import INSTALL_TESTED, missing, private_paths, written_for
 
 if TYPE_CHECKING:
     import optuna
