@@ -24,6 +24,7 @@ RAY_MODULES = {
     "poptune.search.scheduling",
     "poptune.search.searcher",
     "poptune.search.tensorboard",
+    "poptune.search.trial_logs",  # Tune's JSON and CSV loggers, kept on a restart
     "poptune.search.tune_config",  # the trainable, searcher and scheduler Tune runs
     "poptune.search.tuner",
     "poptune.tracking.callback",  # the MLflow trial callback

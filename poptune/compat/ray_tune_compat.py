@@ -1,13 +1,15 @@
 """Ray Tune's private state that poptune's subclasses and callbacks extend: OptunaSearch's,
-MLflowLoggerCallback's, and what Tune's driver keeps of a finished trial (see
-:mod:`poptune.compat.ray_compat`)."""
+the JSON and CSV loggers' restore, MLflowLoggerCallback's, and what Tune's driver keeps of a
+finished trial (see :mod:`poptune.compat.ray_compat`)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.fs
 import ray
 
 from poptune.compat.ray_compat import INSTALL_TESTED, missing, private_paths, written_for
@@ -37,6 +39,48 @@ class FastDefineByRun:
             return super()._suggest_from_define_by_run_func(func, ot_trial)  # type: ignore[misc]
         returned = func(ot_trial)
         return {**ot_trial.params, **(returned or {})}
+
+
+# -- Ray Tune's JSON and CSV loggers (search/trial_logs.py) -----------------------------------
+
+_LOGS_FALLBACK = (
+    "a trial restarted from its checkpoint may lose the result rows (result.json, progress.csv) "
+    "it logged since the experiment was last synced"
+)
+
+
+class LiveLogsFirst:
+    """Mixin, before Tune's ``JsonLoggerCallback`` or ``CSVLoggerCallback`` in a subclass's
+    bases: a trial restarted from its checkpoint keeps the rows the driver logged for it.
+
+    When a trial starts again with a checkpoint, Tune copies the storage's copy of the trial's
+    log over the driver's own, so that a driver resumed elsewhere goes on from the rows saved.
+    In a running search the driver's copy is the one Tune syncs to storage, so it is the longer:
+    the copy over it drops every row logged since the last sync (seen losing a restarted trial's
+    last 4 epochs when a node was lost). This copies only where the driver's file is missing or
+    shorter. The method overridden is Tune's private one: outside the Ray it was written for,
+    Tune's own runs (and if Tune no longer has the method, nothing calls this one)."""
+
+    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+        restore = super()._restore_from_remote  # type: ignore[misc]
+        if not private_paths("trial logs", _LOGS_FALLBACK):
+            return restore(file_name, trial)
+        try:
+            local = Path(trial.local_path, file_name)
+            remote = Path(trial.storage.trial_fs_path, file_name).as_posix()
+            filesystem = trial.storage.storage_filesystem
+        except AttributeError as exc:
+            missing("trial logs", exc, _LOGS_FALLBACK)
+            return restore(file_name, trial)
+        if local.is_file() and local.stat().st_size >= _size(filesystem, remote):
+            return None
+        return restore(file_name, trial)
+
+
+def _size(filesystem: pyarrow.fs.FileSystem, path: str) -> int:
+    """The size of the file at ``path``, 0 where there is none."""
+    info = filesystem.get_file_info(path)
+    return info.size if info.type == pyarrow.fs.FileType.File else 0
 
 
 # The state below has no public accessor in Ray: poptune's subclasses extend what Ray's classes

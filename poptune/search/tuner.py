@@ -20,6 +20,7 @@ from poptune.search.resume import DAMAGED_PICKLE, has_tune_state, rebuildable_tu
 from poptune.search.settings import SearchSettings
 from poptune.search.study_file import StudyFile
 from poptune.search.tensorboard import TrialTensorBoard
+from poptune.search.trial_logs import TrialCsvLog, TrialJsonLog
 from poptune.search.tune_config import tune_config
 from poptune.storage.atomic_fs import atomic_local_filesystem
 
@@ -52,9 +53,10 @@ def new_tuner(
             callbacks=[
                 TrialProgress(settings.num_samples, settings.max_epochs),
                 TrialTensorBoard(settings.max_epochs),
+                TrialJsonLog(),
+                TrialCsvLog(),
                 *callbacks,
-                # After poptune's callbacks: each of them sees a finished trial whole (Tune's own
-                # loggers, appended after these, read only what is kept).
+                # Last: each callback before it sees a finished trial whole.
                 FinishedTrials(),
             ],
             verbose=0,
