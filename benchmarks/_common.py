@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import operator
 import os
 import platform
 import time
@@ -22,6 +23,9 @@ from poptune.data import Prepared, prepare, synthetic_tracks
 # The Kaggle file's size: "full size" everywhere in the benchmarks.
 FULL_ROWS = 232_725
 SEED = 0
+
+
+_COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ class Figure:
         if not self.target:
             return None
         op, bound = self.target.split()
-        return self.value <= float(bound) if op == "<=" else self.value >= float(bound)
+        if op not in _COMPARE:
+            raise ValueError(f"target {self.target!r}: the operator must be one of {_COMPARE}")
+        return _COMPARE[op](self.value, float(bound))
 
     def line(self) -> str:
         verdict = {True: "target met", False: "TARGET MISSED", None: "no target"}[self.met]

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import _anchors
 from benchmarks._anchors import Anchor
+from benchmarks._common import Figure
 from benchmarks.quality import Outcome, _anchor_figures, first_at_or_below
 
 
@@ -59,3 +60,17 @@ def test_anchors_that_are_not_installed_are_named_and_left_out(monkeypatch):
     assert _anchors.missing() == ["LightGBM", "FLAML", "TabM-D", "RealMLP-TD"]
     # nothing is imported or fitted (the split is never looked at)
     assert _anchors.run_anchors(prepared=None, seed=0, wall_s=1.0) == {}
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "met"),
+    [("<= 1", 1.0, True), ("< 1", 1.0, False), ("< 1", 0.98, True), (">= 0.85", 0.8, False),
+     ("> 0.85", 0.9, True), ("", 5.0, None)],
+)  # fmt: skip
+def test_a_figures_target_reads_its_operator(target: str, value: float, met: bool | None):
+    assert Figure("f", value, target, "").met is met
+
+
+def test_a_target_with_an_unknown_operator_is_refused():
+    with pytest.raises(ValueError, match="must be one of"):
+        _ = Figure("f", 1.0, "== 1", "").met
