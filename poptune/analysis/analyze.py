@@ -4,7 +4,8 @@
    the winner is the lowest mean validation MSE (best_config.json is rewritten for it).
 2. Baselines, the per-family table and (with ``--ensemble K``) the ensemble, all scored on the
    same test rows.
-3. The final model (the winner's seed ensemble) is bundled in ``model/``, for `poptune predict`.
+3. The final model (the winner's seed ensemble, see ``final_model``) is bundled in ``model/``, for
+   `poptune predict`.
 4. Where it errs and what drives it, importance, plots; then metrics.json, report.md and
    report.html.
 
@@ -22,6 +23,7 @@ import numpy as np
 from poptune.analysis.baselines import baseline_scores
 from poptune.analysis.ensemble import ensemble
 from poptune.analysis.export import write_best_config
+from poptune.analysis.final_model import describe, final_model
 from poptune.analysis.finalists import family_table, finalists
 from poptune.analysis.importance import read_importances, study_url
 from poptune.analysis.metrics import added_metrics, contract_metrics
@@ -97,7 +99,6 @@ def analyze(
     )
     rows = finalists(results, settings.finalists, pool)
     chosen = rows[0]
-    write_best_config(exp_dir, chosen.trial, meta, retrained=chosen.retrained)
     log(finalists_table([f.to_dict() for f in rows]))
     log("training and scoring the baselines (mean, linear, hgb, seed_mlp)…")
     baselines = baseline_scores(prepared, seed=seed)
@@ -110,9 +111,13 @@ def analyze(
     # The bundled model is the final model (the winner's seed ensemble); the test plots show
     # that model, so they describe exactly what `poptune predict` will answer.
     winner = chosen.retrained
-    model, target_scale = winner.seed_ensemble(), winner.fits[0].target_scale
+    final = final_model(winner, prepared, base_seed=seed, log=log)
+    write_best_config(exp_dir, chosen.trial, meta, retrained=winner, final=final)
+    model, target_scale = final.seed_ensemble(), final.fits[0].target_scale
     test_pred = clip_popularity(predict(model, prepared.x_test, target_scale))
-    model_info = _write_bundle(out / MODEL_DIR, winner, model, test_pred, prepared)
+    model_info = _write_bundle(
+        out / MODEL_DIR, final, model, test_pred, prepared, what=describe(final, winner)
+    )
     importances, importance_note = read_importances(exp_dir, meta["settings"], log)
     corr = correlations(prepared)
     curves = partial_dependence(model, target_scale, prepared, seed=seed)
@@ -136,7 +141,7 @@ def analyze(
 
     shown = [f"{PLOTS_DIR}/{name}.png" for name in figures]
     metrics = {  # added keys are new ones only: the contract keys stay as they are
-        **contract_metrics(chosen, rows, baselines, prepared, results, meta),
+        **contract_metrics(chosen, final, rows, baselines, prepared, results, meta),
         **added_metrics(families, ens, model_info, bands, importances, corr, curves, shown),
     }
     write_json_atomic(out / METRICS_FILE, metrics)
@@ -160,31 +165,34 @@ def analyze(
 
 def _write_bundle(
     model_dir: Path,
-    winner: Retrained,
+    final: Retrained,
     model: SeedEnsemble,
     test_pred: np.ndarray,
     prepared: Prepared,
+    *,
+    what: str,
 ) -> dict[str, Any]:
-    """Bundle the final model (``model``: the winner's seed ensemble, ``test_pred``: its clipped
-    test predictions); return metrics.json's ``model`` entry."""
+    """Bundle the final model (``model``: its seed ensemble, ``test_pred``: its clipped test
+    predictions, ``what``: what it is, in words); return metrics.json's ``model`` entry."""
     scores = regression_scores(prepared.y_test, test_pred)
     model_info = {
         "dir": MODEL_DIR,
-        "seeds": list(winner.seeds),
-        "members": len(winner.seeds),
-        "epochs": winner.epochs,
-        "best_epochs": list(winner.best_epochs),
-        "val_mse": winner.ensemble_val_mse,
+        "what": what,
+        "seeds": list(final.seeds),
+        "members": len(final.seeds),
+        "epochs": final.epochs,
+        "best_epochs": list(final.best_epochs),
+        "val_mse": final.ensemble_val_mse,
         "test_rmse": scores["rmse"],
         "test_mae": scores["mae"],
     }
     write_bundle(
         model_dir,
         model,
-        winner.fits[0].target_scale,
-        winner.config,
+        final.fits[0].target_scale,
+        final.config,
         prepared,
-        training={k: model_info[k] for k in ("epochs", "best_epochs", "seeds")},
+        training={k: model_info[k] for k in ("what", "epochs", "best_epochs", "seeds")},
         scores={k: model_info[k] for k in ("val_mse", "test_rmse", "test_mae")},
     )
     return model_info

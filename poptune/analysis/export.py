@@ -18,13 +18,18 @@ from poptune.metric import METRIC, MODE
 
 
 def best_config_document(
-    best: TrialRecord, search_meta: dict[str, Any], retrained: Retrained | None = None
+    best: TrialRecord,
+    search_meta: dict[str, Any],
+    retrained: Retrained | None = None,
+    final: Retrained | None = None,
 ) -> dict[str, Any]:
     """Flat config keys at the top (ready for `ModelConfig.from_dict` once `reproduce` is
     popped), and under ``reproduce`` the epochs, seed, data fingerprint and versions.
 
     Before analysis (``retrained`` None) the epochs are the trial's best epoch; after it, the
-    finalists' horizon, trained keeping each seed's best validation epoch, with those seeds."""
+    finalists' horizon, trained keeping each seed's best validation epoch, with those seeds,
+    and under ``final_model`` how the bundled model was trained (``final``:
+    poptune/analysis/final_model.py)."""
     settings = search_meta["settings"]
     training: dict[str, Any] = {"epochs": best.best_epoch, "seed": settings["seed"]}
     if retrained is not None:
@@ -34,6 +39,13 @@ def best_config_document(
             "seeds": list(retrained.seeds),
             "best_epochs": list(retrained.best_epochs),
             "seed": settings["seed"],
+        }
+    if final is not None and final is not retrained:
+        training["final_model"] = {
+            "schedule": final.config.schedule,
+            "epochs": final.epochs,
+            "keep_best_epoch": False,
+            "seeds": list(final.seeds),
         }
     return {
         **best.config.to_dict(),
@@ -57,10 +69,10 @@ def write_best_config(
     search_meta: dict[str, Any],
     *,
     retrained: Retrained | None = None,
+    final: Retrained | None = None,
 ) -> Path:
-    return write_json_atomic(
-        Path(exp_dir) / BEST_CONFIG_FILE, best_config_document(best, search_meta, retrained)
-    )
+    document = best_config_document(best, search_meta, retrained, final)
+    return write_json_atomic(Path(exp_dir) / BEST_CONFIG_FILE, document)
 
 
 def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:

@@ -7,15 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from poptune.analysis.ensemble import EnsembleResult
+from poptune.analysis.final_model import describe
 from poptune.analysis.finalists import FamilyRow, Finalist
 from poptune.analysis.importance import FamilyImportance
 from poptune.analysis.profile import BandError, PDCurve
 from poptune.analysis.results import SearchResults
+from poptune.analysis.retrain import Retrained
 from poptune.data import Prepared
 
 
 def contract_metrics(
     chosen: Finalist,
+    final: Retrained,
     rows: list[Finalist],
     baselines: dict[str, dict[str, float]],
     prepared: Prepared,
@@ -45,16 +48,12 @@ def contract_metrics(
         "best_config": winner.config.to_dict(),
         "finalists": [f.to_dict() for f in rows],
         "final": {
-            "rmse": winner.ensemble_test["rmse"],
-            "mae": winner.ensemble_test["mae"],
-            "val_mse": winner.ensemble_val_mse,
-            "members": members,
-            "what": (
-                f"seed ensemble: the winner trained with {members} seeds (best validation epoch "
-                "of each), predictions averaged; the bundled model"
-                if members > 1
-                else "the winner trained once (best validation epoch); the bundled model"
-            ),
+            "rmse": final.ensemble_test["rmse"],
+            "mae": final.ensemble_test["mae"],
+            "val_mse": final.ensemble_val_mse,
+            "members": len(final.seeds),
+            "epochs": final.epochs,
+            "what": describe(final, winner),
         },
         # DataInfo as it is, less the split seed: best_config.json's reproduce block has that.
         "data": {k: v for k, v in prepared.info.to_dict().items() if k != "seed"},

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import stats
@@ -85,12 +86,18 @@ def retrain_many(
     seeds: int,
     base_seed: int,
     workers: int | None = None,
+    keep_best: bool = True,
 ) -> list[Retrained]:
     """Train each config with ``seeds`` seeds (up to ``epochs`` each) and score them; the fits
-    of all configs are spread over ``workers`` processes (default: one per core)."""
+    of all configs are spread over ``workers`` processes (default: one per core). Each keeps
+    its best validation epoch's weights, or without ``keep_best`` trains all ``epochs`` and
+    keeps the last's."""
     seed_values = seed_list(seeds, base_seed)
     jobs = [(config, seed) for config in configs for seed in seed_values]
-    fits = _fit_all(jobs, TrainingData.of(prepared), epochs, workers or os.cpu_count() or 1)
+    fit_one = partial(_fit_one, keep_best=keep_best)
+    fits = _fit_all(
+        jobs, TrainingData.of(prepared), epochs, workers or os.cpu_count() or 1, fit_one
+    )
     out = []
     for i, config in enumerate(configs):
         mine = fits[i * seeds : (i + 1) * seeds]
@@ -152,21 +159,27 @@ def seed_rmses(retrained: Retrained, prepared: Prepared) -> list[float]:
     ]
 
 
-def _fit_one(config: ModelConfig, data: Splits, epochs: int, seed: int) -> FitResult:
-    return fit(config, data, epochs=epochs, seed=seed, threads=1, keep_best=True,
-               patience=PATIENCE)  # fmt: skip
+def _fit_one(
+    config: ModelConfig, data: Splits, epochs: int, seed: int, *, keep_best: bool = True
+) -> FitResult:
+    return fit(config, data, epochs=epochs, seed=seed, threads=1, keep_best=keep_best,
+               patience=PATIENCE if keep_best else None)  # fmt: skip
 
 
 def _fit_all(
-    jobs: list[tuple[ModelConfig, int]], data: Splits, epochs: int, workers: int
+    jobs: list[tuple[ModelConfig, int]],
+    data: Splits,
+    epochs: int,
+    workers: int,
+    fit_one: Callable[..., FitResult] = _fit_one,
 ) -> list[FitResult]:
     if workers <= 1 or len(jobs) <= 1:
-        return [_fit_one(config, data, epochs, seed) for config, seed in jobs]
+        return [fit_one(config, data, epochs, seed) for config, seed in jobs]
     from joblib import Parallel, delayed  # scikit-learn's own dependency
 
     # max_nbytes=None: each worker gets its own writable copy (no read-only memmap for torch).
     parallel = Parallel(n_jobs=min(workers, len(jobs)), max_nbytes=None)
-    return parallel(delayed(_fit_one)(config, data, epochs, seed) for config, seed in jobs)
+    return parallel(delayed(fit_one)(config, data, epochs, seed) for config, seed in jobs)
 
 
 def _summarize(

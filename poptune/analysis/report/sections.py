@@ -124,9 +124,9 @@ def test_md(model: dict[str, Any], bands: list[BandError]) -> str:
     lines = [
         "## The bundled model on the test split",
         "",
-        f"`model/` holds the final model: the winner's {model['members']} retrained seed(s) "
-        f"(seeds {', '.join(str(s) for s in model['seeds'])}), predictions averaged: test RMSE "
-        f"{model['test_rmse']:.3f}, MAE {model['test_mae']:.3f}.",
+        f"`model/` holds the final model, {model['what']} (seeds "
+        f"{', '.join(str(s) for s in model['seeds'])}): test RMSE {model['test_rmse']:.3f}, "
+        f"MAE {model['test_mae']:.3f}.",
         "",
         "![Predicted vs actual popularity](plots/predicted_vs_actual.png)",
         "",
