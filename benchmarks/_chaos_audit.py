@@ -23,7 +23,7 @@ from pathlib import Path
 from poptune.layout import STUDY_FILE
 
 FINISHED = ("TERMINATED", "ERROR")
-# The Optuna state each Tune end may be told as (poptune/search/searcher.py).
+# The Optuna state each Tune end may be told as (poptune/driver/searcher.py).
 STUDY_STATES = {"TERMINATED": {"COMPLETE", "PRUNED"}, "ERROR": {"FAIL"}}
 
 

@@ -138,8 +138,8 @@ def run(spec: MemorySpec) -> dict[str, Any]:
     from ray import tune
 
     from poptune.data import prepare, synthetic_tracks
-    from poptune.search.runner import run_search
-    from poptune.search.settings import SearchSettings
+    from poptune.driver.runner import run_search
+    from poptune.driver.settings import SearchSettings
 
     settings = SearchSettings(
         num_samples=spec.trials,

@@ -260,7 +260,7 @@ def _complete(phase: Phase, exp_dir: Path) -> bool:
         except (OSError, ValueError):
             return False
         return True
-    from poptune.search.resume import saved_trial_counts
+    from poptune.driver.resume import saved_trial_counts
 
     try:
         saved = saved_trial_counts(str(exp_dir))

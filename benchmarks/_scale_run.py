@@ -176,12 +176,12 @@ def _surrogate(spec: RunSpec):
 
 def run_poptune(spec: RunSpec, clock: ScaleClock, times: MethodTimes) -> float:
     from poptune.data import prepare, synthetic_tracks
-    from poptune.search.progress import TrialProgress
-    from poptune.search.runner import run_search
-    from poptune.search.scheduling import NewestFirstASHA
-    from poptune.search.searcher import PoptuneOptunaSearch
-    from poptune.search.settings import SearchSettings
-    from poptune.search.tensorboard import TrialTensorBoard
+    from poptune.driver.progress import TrialProgress
+    from poptune.driver.runner import run_search
+    from poptune.driver.scheduling import NewestFirstASHA
+    from poptune.driver.searcher import PoptuneOptunaSearch
+    from poptune.driver.settings import SearchSettings
+    from poptune.driver.tensorboard import TrialTensorBoard
 
     settings = SearchSettings(
         num_samples=spec.trials,

@@ -27,8 +27,8 @@ from benchmarks._common import Figure
 from benchmarks.quality import poptune_search, seed_mlp
 from poptune.data import prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
+from poptune.driver import tune_config
 from poptune.metric import regression_scores
-from poptune.search import tune_config
 from poptune.spaces import define_space
 
 ROWS, BUDGET, SEEDS = 26_300, 30.0, (0, 1, 2)

@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmarks._common import SEED, Figure
 from benchmarks.search import run_poptune_search, search_settings
 from poptune.data import load_source, prepare
-from poptune.estimate.predict import estimate_search
+from poptune.estimate.forecast import estimate_search
 
 MAX_EPOCHS = 10
 GRACE_PERIOD = 2

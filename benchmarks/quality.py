@@ -61,9 +61,9 @@ from poptune.analysis.results import read_results
 from poptune.analysis.retrain import RetrainPool
 from poptune.data import DataSource, Prepared, prepare, synthetic_tracks
 from poptune.data._synthetic import expected_popularity
+from poptune.driver.runner import run_search
+from poptune.driver.settings import BUDGET_SAMPLE_CAP, SearchSettings
 from poptune.metric import regression_scores
-from poptune.search.runner import run_search
-from poptune.search.settings import BUDGET_SAMPLE_CAP, SearchSettings
 from poptune.spaces import define_space
 from poptune.trainables import (
     REFERENCE,

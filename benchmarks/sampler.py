@@ -30,9 +30,9 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmarks._common import Figure
-from poptune.search import batch_tpe
-from poptune.search.batch_tpe import BatchTPESampler
-from poptune.search.window import BEST, RECENT, WindowedSampler
+from poptune.samplers import batch_tpe
+from poptune.samplers.batch_tpe import BatchTPESampler
+from poptune.samplers.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import define_space
 
 TRIALS = 800

@@ -32,9 +32,9 @@ import ray
 from benchmarks._common import FULL_ROWS, SEED, Figure
 from benchmarks._idle import memory_kb
 from poptune.data import DataSource, Prepared, load_source, prepare
+from poptune.driver.runner import run_search
+from poptune.driver.settings import SearchSettings
 from poptune.estimate.clock import SearchClock
-from poptune.search.runner import run_search
-from poptune.search.settings import SearchSettings
 from poptune.spaces import define_space
 from poptune.trainables import ModelConfig, fit
 

@@ -19,30 +19,27 @@ from poptune.lazy import lazy_names
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
-    from poptune import search as search
     from poptune.analysis.settings import AnalyzeSettings as AnalyzeSettings
     from poptune.api import analyze as analyze
     from poptune.api import load as load
     from poptune.api import run as run
+    from poptune.api import search as search
     from poptune.data import DataSource as DataSource
+    from poptune.driver.settings import SearchSettings as SearchSettings
     from poptune.errors import PoptuneError as PoptuneError
     from poptune.errors import SearchInterrupted as SearchInterrupted
     from poptune.errors import UsageError as UsageError
     from poptune.experiment import Experiment as Experiment
-    from poptune.search.settings import SearchSettings as SearchSettings
 
 __getattr__, __dir__, __all__ = lazy_names(
     __name__,
     {
         "poptune.analysis.settings": ("AnalyzeSettings",),
-        "poptune.api": ("analyze", "load", "run"),
+        "poptune.api": ("analyze", "load", "run", "search"),
         "poptune.data": ("DataSource",),
         "poptune.errors": ("PoptuneError", "SearchInterrupted", "UsageError"),
         "poptune.experiment": ("Experiment",),
-        "poptune.search.settings": ("SearchSettings",),
+        "poptune.driver.settings": ("SearchSettings",),
     },
-    # The subpackage poptune.search is callable: poptune.search(settings) runs a search (the
-    # subpackage would shadow a function of that name once imported).
-    submodules=("search",),
 )
 __all__ = ["__version__", *__all__]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poptune import continuing, uri
+from poptune.driver.disk_full import is_disk_full
 from poptune.errors import ExperimentError
 from poptune.experiment import Experiment, load, open_experiment
 from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE
@@ -22,11 +23,10 @@ from poptune.location import local_copy, location_of, read_search_meta, write_js
 from poptune.options import changed_fields
 from poptune.preflight import preflight, require_tracking
 from poptune.process_state import keeps_process_state
-from poptune.search.disk_full import is_disk_full
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
-    from poptune.search.settings import SearchSettings
+    from poptune.driver.settings import SearchSettings
 
 Log = Callable[[str], None]
 
@@ -80,7 +80,7 @@ def _searched(
     # Settings, then data, then the heavy imports (torch, Ray, the analysis stack): a bad option
     # or a bad file is answered in a second or two, not after everything has loaded.
     from poptune.data import load_source, prepare
-    from poptune.search.resume import resumed_settings
+    from poptune.driver.resume import resumed_settings
 
     preflight(settings)
     expect_sha256 = None
@@ -99,7 +99,7 @@ def _searched(
     )
     from poptune.analysis.export import best_config_document
     from poptune.analysis.results import read_results
-    from poptune.search.runner import run_search
+    from poptune.driver.runner import run_search
 
     say(f"{_what_runs(settings)} into {uri.shown(settings.experiment_uri)}")
     from poptune.tracking import tracking_callbacks
@@ -167,7 +167,7 @@ def run(
 def _what_runs(settings: SearchSettings) -> str:
     """``searching 24 trials × up to 12 epochs (asha)``, or until the time budget is spent (on a
     resume, with what is left of it): the trial cap a budget runs under is not a number to show."""
-    from poptune.search.settings import BUDGET_SAMPLE_CAP
+    from poptune.driver.settings import BUDGET_SAMPLE_CAP
 
     verb = "resuming" if settings.resume else "searching"
     epochs = f"up to {settings.max_epochs} epochs ({settings.scheduler})"
@@ -177,7 +177,7 @@ def _what_runs(settings: SearchSettings) -> str:
         return f"{verb} {trials}" + (f", for at most {budget:g} s" if budget else "")
     if not settings.resume:
         return f"{verb} trials of {epochs} until the time budget of {budget:g} s is spent"
-    from poptune.search.experiment_files import previous_wall_s
+    from poptune.driver.experiment_files import previous_wall_s
 
     left = max(0.0, budget - previous_wall_s(settings))
     return (

@@ -8,13 +8,13 @@ import shlex
 from typing import TYPE_CHECKING
 
 from poptune import uri
+from poptune.driver.disk_full import disk_full_cause
 from poptune.errors import AnalysisInterrupted, DiskFull, SearchInterrupted
 from poptune.layout import ANALYSIS_DIR
-from poptune.search.disk_full import disk_full_cause
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
-    from poptune.search.settings import SearchSettings
+    from poptune.driver.settings import SearchSettings
 
 
 def search_interrupted(

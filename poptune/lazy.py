@@ -9,22 +9,18 @@ from collections.abc import Callable, Iterable, Mapping
 
 
 def lazy_names(
-    package: str, modules: Mapping[str, Iterable[str]], *, submodules: Iterable[str] = ()
+    package: str, modules: Mapping[str, Iterable[str]]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
     """The ``__getattr__``, ``__dir__`` and ``__all__`` of ``package``.
 
     ``modules`` maps a module (absolute, or relative to ``package`` when it starts with a dot) to
-    the names it provides; ``submodules`` are subpackages given as themselves. The package's
-    ``if TYPE_CHECKING:`` block imports the same names as ``X as X``, which tells type checkers
-    and linters that they are the package's own.
+    the names it provides. The package's ``if TYPE_CHECKING:`` block imports the same names as
+    ``X as X``, which tells type checkers and linters that they are the package's own.
     """
     module_of = {name: module for module, names in modules.items() for name in names}
-    own = frozenset(submodules)
     namespace = vars(sys.modules[package])
 
     def __getattr__(name: str) -> object:
-        if name in own:
-            return importlib.import_module(f"{package}.{name}")  # the import binds it here
         module = module_of.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -33,6 +29,6 @@ def lazy_names(
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *module_of, *own})
+        return sorted({*namespace, *module_of})
 
-    return __getattr__, __dir__, sorted({*module_of, *own})
+    return __getattr__, __dir__, sorted(module_of)

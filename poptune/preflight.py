@@ -13,7 +13,7 @@ from poptune.cluster.capacity import ClusterInfo
 from poptune.errors import UsageError
 
 if TYPE_CHECKING:
-    from poptune.search.settings import SearchSettings
+    from poptune.driver.settings import SearchSettings
 
 
 def preflight(settings: SearchSettings) -> None:

@@ -32,7 +32,7 @@ WEIGHT_DECAY_RANGE = (1e-8, 1e-2)
 
 
 # One sound config for each family other than the reference's, tried early in every search of
-# 8 trials or more (poptune.search.runner.starting_points): mid-sized, batch 256, the inputs
+# 8 trials or more (poptune.driver.runner.starting_points): mid-sized, batch 256, the inputs
 # quantile-mapped and a cosine schedule, which trained well across families on the built-in data.
 FAMILY_STARTS: tuple[dict, ...] = (
     {"family": "MLP2Layer", "width_1": 256, "width_2": 128, "lr": 3e-3, "batch_size": 256,

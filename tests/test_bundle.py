@@ -22,7 +22,7 @@ from poptune.trainables.bundle import (
     predictions_frame,
     write_bundle,
 )
-from poptune.trainables.ensemble import SeedEnsemble
+from poptune.trainables.seed_ensemble import SeedEnsemble
 
 BATCHNORM = ModelConfig(
     family="MLP2LayerBatchNorm", width_1=16, width_2=8, lr=3e-3, batch_size=64, weight_decay=1e-4

@@ -15,12 +15,12 @@ from optuna.trial import TrialState
 
 from poptune import compat
 from poptune.compat import optuna_compat
+from poptune.driver.settings import SearchSettings
+from poptune.driver.tune_config import sampler_for
 from poptune.layout import STUDY_FILE
-from poptune.search.settings import SearchSettings
-from poptune.search.study import SingleWriterStorage, driver_study_storage
-from poptune.search.study_file import StudyFile
-from poptune.search.tune_config import sampler_for
-from poptune.search.window import WindowedSampler
+from poptune.samplers.window import WindowedSampler
+from poptune.studies.database import SingleWriterStorage, driver_study_storage
+from poptune.studies.study_file import StudyFile
 from tests.test_study_file import _ask, _read, _view
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -284,8 +284,8 @@ def test_another_ray_suggests_through_rays_own_proxy(monkeypatch, capsys):
     import ray
     from ray.tune.search.optuna import OptunaSearch
 
+    from poptune.driver.searcher import PoptuneOptunaSearch
     from poptune.metric import METRIC, MODE
-    from poptune.search.searcher import PoptuneOptunaSearch
     from poptune.spaces import define_space
 
     rays_own = OptunaSearch._suggest_from_define_by_run_func

@@ -19,9 +19,9 @@ from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 
+from poptune.driver.searcher import PoptuneOptunaSearch
 from poptune.layout import STUDY_FILE
 from poptune.metric import METRIC, MODE
-from poptune.search.searcher import PoptuneOptunaSearch
 from poptune.spaces import define_space
 from tests.shared_search import MAX_EPOCHS, NAME, SAMPLES, asha_experiment
 

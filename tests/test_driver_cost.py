@@ -18,12 +18,12 @@ from ray.tune.experiment import Trial
 
 from poptune.cluster.autoscale import bootstrap_autoscaling
 from poptune.cluster.capacity import ClusterInfo, check_fits, max_concurrent, node_slots
+from poptune.driver.scheduling import NewestFirstFIFO
+from poptune.driver.settings import SearchSettings
 from poptune.errors import UsageError
-from poptune.search.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr, ndtr
-from poptune.search.scheduling import NewestFirstFIFO
-from poptune.search.settings import SearchSettings
-from poptune.search.study import InMemoryStudyStorage, driver_study_storage
-from poptune.search.window import WindowedSampler
+from poptune.samplers.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr, ndtr
+from poptune.samplers.window import WindowedSampler
+from poptune.studies.database import InMemoryStudyStorage, driver_study_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -341,7 +341,7 @@ def test_remembered_params_give_tpe_the_arrays_it_would_build_itself():
     """Running trials (the constant liar reads back every key TPE suggested for them,
     dropout too where their kind has none) and finished ones (their own keys only); then some
     of the running ones finish, and their own params replace the guesses."""
-    from poptune.search.batch_tpe import BatchTPESampler
+    from poptune.samplers.batch_tpe import BatchTPESampler
 
     def space(trial: optuna.Trial) -> None:
         trial.suggest_float("x", -1, 1)
@@ -393,7 +393,7 @@ def test_remembered_params_give_tpe_the_arrays_it_would_build_itself():
 def test_remembered_params_are_kept_for_the_trials_shown_past_the_bound(monkeypatch):
     """A long search's trials leave TPE's window for good: past its bound the cache keeps the
     rows of the trials shown now (not every trial's, nor none), and still answers as TPE."""
-    from poptune.search.batch_tpe import BatchTPESampler
+    from poptune.samplers.batch_tpe import BatchTPESampler
 
     remembering = BatchTPESampler(seed=0, batch_from=10**9)
     monkeypatch.setattr(remembering, "MOST_REMEMBERED", 30)

@@ -1,6 +1,6 @@
 """What the search's driver keeps per trial, in a long search: of a finished trial, Tune's real
-``Trial`` trimmed to what is read again (poptune/search/finished.py); every trial's resources one
-object (poptune/search/resources.py). No Ray cluster: Tune's own classes, driven by hand."""
+``Trial`` trimmed to what is read again (poptune/driver/finished.py); every trial's resources one
+object (poptune/driver/resources.py). No Ray cluster: Tune's own classes, driven by hand."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from ray.tune.trainable.function_trainable import wrap_function
 
 from poptune import compat
 from poptune.compat import ray_tune_compat
+from poptune.driver.finished import FinishedTrials
+from poptune.driver.resources import per_trial
+from poptune.driver.settings import SearchSettings
+from poptune.driver.tune_config import trainable_for
 from poptune.metric import METRIC
-from poptune.search.finished import FinishedTrials
-from poptune.search.resources import per_trial
-from poptune.search.settings import SearchSettings
-from poptune.search.tune_config import trainable_for
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +144,7 @@ def test_every_trial_asks_for_one_and_the_same_resources_object():
 def test_the_driver_gives_freed_memory_back_at_each_save_and_saves_no_state(monkeypatch):
     from ray.tune.callback import CallbackList
 
-    from poptune.search import finished
+    from poptune.driver import finished
 
     calls = []
     monkeypatch.setattr(finished, "return_freed_memory", lambda: calls.append(1) or True)
@@ -160,7 +160,7 @@ def _rss_mb() -> float:
 
 
 def test_giving_freed_memory_back_frees_it():
-    from poptune.search.finished import return_freed_memory
+    from poptune.driver.finished import return_freed_memory
 
     held = [bytearray(4096) for _ in range(20_000)]  # 80 MB of malloc's small blocks
     del held[:-1]  # freed, below the last one: glibc keeps them for reuse

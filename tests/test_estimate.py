@@ -11,14 +11,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from poptune.cluster.capacity import ClusterInfo, trial_slots
+from poptune.driver.settings import SearchSettings
 from poptune.estimate.clock import EpochTiming, SearchClock
 from poptune.estimate.epoch_cost import EpochCostModel, sample_space, step_features
-from poptune.estimate.schedule import (
+from poptune.estimate.simulation import (
     SlotCosts,
     asha_milestones,
     simulate_search,
 )
-from poptune.search.settings import SearchSettings
 from poptune.spaces import BATCH_SIZES, WIDTH_RANGES
 from poptune.trainables import REFERENCE, ModelConfig
 
@@ -198,7 +198,7 @@ def test_clock_splits_a_workers_time_into_gaps():
 
 
 def test_a_time_budget_caps_the_predicted_wall_and_trials():
-    from poptune.estimate.predict import Calibration, predict_search
+    from poptune.estimate.forecast import Calibration, predict_search
 
     model = EpochCostModel(step_coef=(2e-4, 3e-4, 2.5e-4, 4e-4, 2e-9, 8e-9, 1.5e-10),
                            val_coef=(1e-3, 2e-11))  # fmt: skip

@@ -37,9 +37,9 @@ import torch
 
 from poptune.analysis.results import read_results
 from poptune.cli import main
+from poptune.driver import disk_full
+from poptune.driver.resume import saved_trial_counts
 from poptune.layout import STUDY_FILE
-from poptune.search import disk_full
-from poptune.search.resume import saved_trial_counts
 from tests.quirks import doc_rows
 
 DISK_MB = 8

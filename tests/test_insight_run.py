@@ -21,8 +21,8 @@ from tensorboard.plugins.hparams import metadata
 
 from poptune.analysis.results import TrialRecord, read_results
 from poptune.data import load_tracks, synthetic_tracks
+from poptune.driver.tensorboard import BEST_METRIC, CURVES
 from poptune.layout import STUDY_FILE
-from poptune.search.tensorboard import BEST_METRIC, CURVES
 from poptune.trainables.bundle import load_bundle
 
 pytestmark = pytest.mark.ray

@@ -16,19 +16,19 @@ RAY_MODULES = {
     "poptune.compat.ray_compat",  # Ray's private names: Ray core's, and the version check
     "poptune.compat.ray_tune_compat",  # and Ray Tune's
     "poptune.estimate.clock",  # the estimate's search clock, a Tune callback
-    "poptune.search.finished",
-    "poptune.search.progress",
-    "poptune.search.resources",
-    "poptune.search.resume",
-    "poptune.search.runner",
-    "poptune.search.scheduling",
-    "poptune.search.searcher",
-    "poptune.search.tensorboard",
-    "poptune.search.trial_logs",  # Tune's JSON and CSV loggers, kept on a restart
-    "poptune.search.tune_config",  # the trainable, searcher and scheduler Tune runs
-    "poptune.search.tuner",
+    "poptune.driver.finished",
+    "poptune.driver.progress",
+    "poptune.driver.resources",
+    "poptune.driver.resume",
+    "poptune.driver.runner",
+    "poptune.driver.scheduling",
+    "poptune.driver.searcher",
+    "poptune.driver.tensorboard",
+    "poptune.driver.trial_logs",  # Tune's JSON and CSV loggers, kept on a restart
+    "poptune.driver.tune_config",  # the trainable, searcher and scheduler Tune runs
+    "poptune.driver.tuner",
     "poptune.tracking.callback",  # the MLflow trial callback
-    "poptune.trainables.tune",  # the trainable
+    "poptune.trainables.trainable",  # the trainable
 }
 
 
@@ -113,3 +113,40 @@ def test_ray_is_imported_only_where_a_search_meets_it():
         if any(n == "ray" or n.startswith("ray.") for n in _imported(ast.walk(tree)))
     }
     assert importing == RAY_MODULES
+
+
+# The orchestrators docs/design.md names: each reads as the steps of its command, in order, and
+# may be longer than a function that does one thing.
+ORCHESTRATORS = {
+    "poptune.driver.runner.run_search": "`runner.run_search` (the orchestrator",
+    "poptune.analysis.analyze.analyze": "`analyze` (the one orchestrator",
+}
+MOST_LINES_A_MODULE = 250
+MOST_LINES_A_FUNCTION = 60
+
+
+def test_every_folder_says_its_one_concept():
+    silent = [
+        name
+        for name, tree in _modules().items()
+        if (PACKAGE.parent / name.replace(".", "/") / "__init__.py").exists()
+        and not ast.get_docstring(tree)
+    ]
+    assert silent == []
+
+
+def test_modules_and_functions_stay_short_but_the_named_orchestrators():
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > MOST_LINES_A_MODULE:
+            long_modules.append(f"{path.relative_to(PACKAGE)}: {text.count(chr(10))} lines")
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MOST_LINES_A_FUNCTION and f"{module}.{node.name}" not in ORCHESTRATORS:
+                    long_functions.append(f"{module}.{node.name}: {lines} lines")
+    assert long_modules == [] and long_functions == []
+    design = (PACKAGE.parent / "docs" / "design.md").read_text()
+    assert [named for named in ORCHESTRATORS.values() if named not in design] == []

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from poptune import SearchSettings
 from poptune.data import DataSource, prepare, synthetic_tracks
+from poptune.driver.progress import TrialProgress
+from poptune.driver.runner import run_search
 from poptune.errors import UsageError
-from poptune.search import SearchSettings
-from poptune.search.progress import TrialProgress
-from poptune.search.runner import run_search
 
 
 def _trial(trial_id: str, status: str, family: str = "MLP1Layer", epochs: int = 3):

@@ -1,6 +1,6 @@
 """A finished search keeps only each trial's newest checkpoint (all are kept while it runs)."""
 
-from poptune.search.experiment_files import prune_checkpoints
+from poptune.driver.experiment_files import prune_checkpoints
 
 
 def test_prune_keeps_the_newest_checkpoint_of_each_trial(tmp_path):

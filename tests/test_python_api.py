@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import poptune
+from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError, UsageError
-from poptune.search.settings import SearchSettings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 HEAVY = ("ray", "torch", "pandas", "optuna", "mlflow", "sklearn", "pyarrow")
@@ -41,12 +41,12 @@ def test_import_poptune_and_its_settings_loads_nothing_heavy(name):
     assert proc.stdout.strip() == "[]"
 
 
-def test_search_is_both_the_subpackage_and_the_function():
-    import poptune.search.settings  # the subpackage is imported, and stays callable
+def test_search_is_a_function_and_no_package_shadows_it():
+    import poptune.driver.settings  # the search's package loaded: poptune.search is still the call
+    from poptune.api import search
 
-    assert callable(poptune.search)
-    assert poptune.search.SearchSettings is SearchSettings
-    assert {"run", "analyze", "load", "Experiment", "SearchSettings"} <= set(dir(poptune))
+    assert poptune.search is search
+    assert {"run", "analyze", "load", "search", "Experiment", "SearchSettings"} <= set(dir(poptune))
 
 
 def test_errors_are_exceptions_naming_the_fix(tmp_path):

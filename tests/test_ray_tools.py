@@ -16,7 +16,7 @@ from ray.tune import ExperimentAnalysis
 from poptune.layout import BEST_CONFIG_FILE, STUDY_FILE
 from poptune.metric import METRIC, MODE
 from poptune.trainables.config import ModelConfig
-from poptune.trainables.tune import train_trial
+from poptune.trainables.trainable import train_trial
 from tests.shared_search import NAME, SAMPLES, asha_experiment
 
 pytestmark = pytest.mark.ray
@@ -51,7 +51,7 @@ def test_experiment_analysis_reads_every_trial_its_config_and_val_mse(experiment
         assert curve["training_iteration"].tolist() == [s for s, _ in told[_key(trial.config)]]
         assert trial.last_result[METRIC] == curve[METRIC].iloc[-1]
         assert trial.metric_analysis[METRIC]["min"] == curve[METRIC].min()
-        # What the driver kept of the finished trial (poptune/search/finished.py): that summary,
+        # What the driver kept of the finished trial (poptune/driver/finished.py): that summary,
         # the last result (above) and the newest checkpoint, not every metric's running windows.
         assert set(trial.metric_analysis) == {METRIC} and set(trial.metric_n_steps) <= {METRIC}
         assert trial.checkpoint.path.endswith(f"checkpoint_{len(curve) - 1:06d}")

@@ -14,7 +14,7 @@ import torch
 from poptune.metric import regression_scores
 from poptune.trainables import REFERENCE, features, fit, predict
 from poptune.trainables.features import KNOTS, QuantileInput, fit_and_map
-from poptune.trainables.schedule import learning_rate
+from poptune.trainables.lr_schedule import learning_rate
 
 
 def _skewed(rows: int, seed: int) -> torch.Tensor:

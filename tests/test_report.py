@@ -11,7 +11,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from poptune.analysis.ensemble import ensemble
+from poptune.analysis.config_ensemble import ensemble
 from poptune.analysis.finalists import family_table, finalists
 from poptune.analysis.importance import MIN_TRIALS, family_importances
 from poptune.analysis.profile import (

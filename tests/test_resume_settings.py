@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from poptune.data import DataSource
+from poptune.driver.resume import resumed_settings
+from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError, UsageError
 from poptune.layout import SEARCH_FILE
-from poptune.search.resume import resumed_settings
-from poptune.search.settings import SearchSettings
 from poptune.storage.remote import read_json_uri, write_json_uri
 
 SHA = "ab" * 32
@@ -99,7 +99,7 @@ def test_remote_storage_reads_the_search_file_there(started, tmp_path, monkeypat
         asked.append(uri)
         return json.loads(local.read_text())
 
-    monkeypatch.setattr("poptune.search.resume.read_json_uri", fake_read)
+    monkeypatch.setattr("poptune.driver.resume.read_json_uri", fake_read)
     given = SearchSettings(storage="s3://bucket/runs", name="exp", resume=True)
     settings, sha = resumed_settings(given, explicit={"storage", "name", "resume"})
     assert asked == [f"s3://bucket/runs/exp/{SEARCH_FILE}"]

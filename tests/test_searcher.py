@@ -12,10 +12,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from poptune.driver.searcher import PoptuneOptunaSearch, study_copy_of_this_run
 from poptune.metric import METRIC, MODE
-from poptune.search.searcher import PoptuneOptunaSearch, study_copy_of_this_run
-from poptune.search.study_file import StudyFile
 from poptune.spaces import define_space
+from poptune.studies.study_file import StudyFile
 
 MAX_EPOCHS = 4
 
@@ -241,7 +241,7 @@ def test_suggestions_are_the_configs_rays_own_searcher_gives():
     (enqueued, fixed values) included, for the same sampler seed and study history."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from poptune.search.tune_config import starting_points
+    from poptune.driver.tune_config import starting_points
 
     def configs(cls: type, **extra) -> list[dict]:
         search = cls(

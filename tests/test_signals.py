@@ -14,7 +14,7 @@ import time
 import pytest
 
 from poptune.analysis.results import read_results
-from poptune.search.resume import saved_trial_counts
+from poptune.driver.resume import saved_trial_counts
 from tests.driver import alive, descendants, start_driver
 
 pytestmark = pytest.mark.ray

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from poptune.search.signals import sigterm_as_sigint
+from poptune.driver.signals import sigterm_as_sigint
 
 
 def _deliver(sig: signal.Signals) -> None:

@@ -73,7 +73,7 @@ def test_every_sample_is_a_valid_config_and_model(sampled):
 def test_every_starting_point_is_a_point_of_the_space():
     """The search evaluates these first (the reference, then one config of each other family):
     each must be a point TPE could have sampled, with exactly its family's keys."""
-    from poptune.search.tune_config import starting_points
+    from poptune.driver.tune_config import starting_points
 
     points = starting_points(10**6)
     assert [p["family"] for p in points] == [

@@ -10,7 +10,7 @@ from poptune.cluster.storage import (
     local_storage_warning,
     remote_hosts,
 )
-from poptune.search.settings import SearchSettings
+from poptune.driver.settings import SearchSettings
 
 HERE = {"127.0.0.1", "10.0.0.1"}  # this machine, as the tests below pretend
 

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import event
 
-from poptune.search.study_file import StudyFile
+from poptune.studies.study_file import StudyFile
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

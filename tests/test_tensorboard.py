@@ -14,7 +14,7 @@ from ray.tune.utils.callback import _create_default_callbacks
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from poptune.search.tensorboard import (
+from poptune.driver.tensorboard import (
     BEST_METRIC,
     CURVES,
     HPARAM_METRICS,

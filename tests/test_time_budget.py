@@ -15,11 +15,11 @@ import pytest
 from ray.tune.search import Searcher
 
 from poptune.analysis.results import read_results
+from poptune.driver import searcher as searcher_module
+from poptune.driver import settings as settings_module
+from poptune.driver.searcher import PoptuneOptunaSearch
+from poptune.driver.settings import BUDGET_SAMPLE_CAP, SearchSettings, parse_duration
 from poptune.metric import METRIC, MODE
-from poptune.search import searcher as searcher_module
-from poptune.search import settings as settings_module
-from poptune.search.searcher import PoptuneOptunaSearch
-from poptune.search.settings import BUDGET_SAMPLE_CAP, SearchSettings, parse_duration
 from poptune.spaces import define_space
 
 

@@ -12,7 +12,7 @@ import pytest
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from poptune.compat import PUBLIC_PATHS_ENV
-from poptune.search.trial_logs import TrialCsvLog, TrialJsonLog
+from poptune.driver.trial_logs import TrialCsvLog, TrialJsonLog
 
 
 class _Storage:

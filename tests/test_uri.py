@@ -8,8 +8,8 @@ import pytest
 
 from poptune import uri
 from poptune.api import local_copy
+from poptune.driver.settings import SearchSettings
 from poptune.errors import UsageError
-from poptune.search.settings import SearchSettings
 
 MINIO = "s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http"
 

@@ -7,7 +7,7 @@ Start at ``analyze``, the one orchestrator: it calls the rest in order. Its opti
 - ``retrain``: configs retrained with several seeds, each once, shared through one pool;
 - ``finalists``: the finalists (the first is the winner) and the per-family table;
 - ``baselines``: mean, least squares, HGB and the reference MLP, on the same test rows;
-- ``ensemble``: ``--ensemble K``, compared with the winner seed by seed;
+- ``config_ensemble``: ``--ensemble K``, compared with the winner seed by seed;
 - ``profile``: test error by popularity band, correlations and partial dependence;
 - ``importance``: hyperparameter importance per family, from the search's Optuna study;
 - ``metrics``: the keys of metrics.json;

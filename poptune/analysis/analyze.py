@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from poptune.analysis.baselines import baseline_scores
-from poptune.analysis.ensemble import ensemble
+from poptune.analysis.config_ensemble import ensemble
 from poptune.analysis.export import write_best_config
 from poptune.analysis.final_model import describe, final_model
 from poptune.analysis.finalists import family_table, finalists
@@ -49,7 +49,7 @@ from poptune.layout import (
 from poptune.metric import clip_popularity, regression_scores
 from poptune.trainables import predict
 from poptune.trainables.bundle import write_bundle
-from poptune.trainables.ensemble import SeedEnsemble
+from poptune.trainables.seed_ensemble import SeedEnsemble
 
 PD_SHOWN = 6  # partial-dependence panels: the features that move the prediction most
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from poptune.analysis.ensemble import EnsembleResult
+from poptune.analysis.config_ensemble import EnsembleResult
 from poptune.analysis.final_model import describe
 from poptune.analysis.finalists import FamilyRow, Finalist
 from poptune.analysis.importance import FamilyImportance

@@ -24,7 +24,7 @@ from scipy import stats
 from poptune.data import Prepared
 from poptune.metric import regression_scores
 from poptune.trainables import FitResult, ModelConfig, fit, predict
-from poptune.trainables.ensemble import SeedEnsemble
+from poptune.trainables.seed_ensemble import SeedEnsemble
 from poptune.trainables.splits import Splits, TrainingData
 
 # Epochs without a new best validation error after which a retrain stops: the kept weights are

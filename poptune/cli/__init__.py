@@ -24,9 +24,9 @@ from poptune.cli.commands import (
     run_command,
 )
 from poptune.cli.parser import build_parser
+from poptune.driver.disk_full import is_disk_full
+from poptune.driver.signals import sigterm_as_sigint
 from poptune.errors import DiskFull, Interrupted, UsageError
-from poptune.search.disk_full import is_disk_full
-from poptune.search.signals import sigterm_as_sigint
 
 __all__ = ["build_parser", "main"]
 

@@ -30,7 +30,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def search_settings(values: dict[str, Any]):
     from poptune.data import DataSource
-    from poptune.search import SearchSettings
+    from poptune.driver.settings import SearchSettings
 
     kwargs = {o.name: values[o.name] for o in options_of(SearchSettings) if o.name in values}
     if values.get("data"):
@@ -74,7 +74,7 @@ def _errored_code(experiment: Any) -> int:
 def cmd_estimate(values: dict[str, Any]) -> int:
     from poptune.api import preflight
     from poptune.data import load_source, prepare
-    from poptune.estimate.predict import estimate_search
+    from poptune.estimate.forecast import estimate_search
 
     settings = search_settings(values)
     preflight(settings)

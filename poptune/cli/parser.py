@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def search_options() -> list[Option]:
     """The options of `search` and `estimate`, the keys their --config file may hold."""
-    from poptune.search.settings import DATA_OPTIONS, SearchSettings
+    from poptune.driver.settings import DATA_OPTIONS, SearchSettings
 
     return [*DATA_OPTIONS, *options_of(SearchSettings)]
 

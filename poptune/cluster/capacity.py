@@ -4,7 +4,7 @@ A slot is room for one trial: ``--cpus-per-trial`` CPUs and ``--gpus-per-trial``
 node. Slots are counted per node (a node with 6 CPUs holds one 4-CPU trial, not 1.5), and on an
 autoscaling cluster the nodes its autoscaler may still add count too. The same check runs twice:
 before any slow work against this machine (`poptune.api.preflight`), and once Ray reports the
-cluster it joined (`poptune.search.runner`).
+cluster it joined (`poptune.driver.runner`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 class TrialRequest(Protocol):
     """What a search asks of a cluster (SearchSettings is one): the cluster's modules take these
-    few numbers, not the search's settings, so that joining a cluster needs nothing of search/."""
+    few numbers, not the search's settings, so that joining a cluster needs nothing of driver/."""
 
     @property
     def cpus_per_trial(self) -> float: ...

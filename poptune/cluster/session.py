@@ -61,7 +61,7 @@ def _interruptible_start() -> Iterator[None]:
 
     `ray.init` replaces the SIGTERM handler, first thing, with one that exits at once
     (SystemExit(15)): a SIGTERM there would end the command with exit code 15 and no word, and
-    after it poptune's own handler (SIGTERM as Ctrl-C, poptune/search/signals.py) would be gone
+    after it poptune's own handler (SIGTERM as Ctrl-C, poptune/driver/signals.py) would be gone
     for the rest of the command. So that SystemExit is read as the interrupt it stands for, and
     a handler someone chose (poptune's, or a caller's) is put back; where there was none, Ray's
     stays, as it always has.

@@ -2,13 +2,13 @@
 
 What uses them, and the public path each falls back to:
 
-- the windowed, batched TPE (``search/window.py``, ``search/batch_tpe.py``, ``search/fast_tpe.py``:
-  TPE's ``default_gamma``, ``_split_trials``, ``_truncnorm``, ``Study._get_trials`` and
-  ``TPESampler``'s private steps) → Optuna's own ``TPESampler`` with the same settings;
-- the single-writer cached storage of ``--study-storage`` (``search/study.py``: ``_CachedStorage``)
-  → Optuna's ``RDBStorage``;
-- the study copy written in bulk into Optuna's tables (``search/study_file.py`` and
-  ``search/study_rows.py``: the models of ``optuna.storages._rdb``) → the study rewritten
+- the windowed, batched TPE (``poptune.samplers``: TPE's ``default_gamma``, ``_split_trials``,
+  ``_truncnorm``, ``Study._get_trials`` and ``TPESampler``'s private steps) → Optuna's own
+  ``TPESampler`` with the same settings;
+- the single-writer cached storage of ``--study-storage`` (``studies/database.py``:
+  ``_CachedStorage``) → Optuna's ``RDBStorage``;
+- the study copy written in bulk into Optuna's tables (``studies/study_file.py`` and
+  ``studies/rows.py``: the models of ``optuna.storages._rdb``) → the study rewritten
   through Optuna's public API at each save.
 """
 

@@ -13,16 +13,16 @@ What uses them, and what each does outside the Ray it was written for (or with
   answers;
 - the node groups KubeRay reports to Ray (``cluster/autoscale.py``, :func:`cluster_config`) →
   the launcher's file on the head only;
-- the define-by-run suggestion read off the trial (``search/searcher.py``,
+- the define-by-run suggestion read off the trial (``driver/searcher.py``,
   :class:`FastDefineByRun`) → Ray's own capturing proxy;
 - a restarted trial's logs kept where the driver's copy is ahead of the storage's
-  (``search/trial_logs.py``, :class:`LiveLogsFirst`) → Tune's own copy from storage, which can
+  (``driver/trial_logs.py``, :class:`LiveLogsFirst`) → Tune's own copy from storage, which can
   drop the rows logged since the last sync;
 - the state of Ray's ``OptunaSearch`` and ``MLflowLoggerCallback`` that poptune's subclasses
   extend (:func:`optuna_study_of`, :func:`optuna_trials_of`, :func:`completed_trials_of`,
   :func:`saved_optuna_study`, :func:`trial_runs_of`): no public path exists, so these read the
   attributes on any Ray and, where one is gone, fail with an error naming the fix;
-- what Tune keeps in the driver's memory of a finished trial (``search/finished.py``,
+- what Tune keeps in the driver's memory of a finished trial (``driver/finished.py``,
   :func:`trim_finished_trial`) → kept as Tune keeps it (the driver grows with the search).
 
 ``ray.air.integrations.mlflow`` (``tracking/callback.py``) is public: Ray documents

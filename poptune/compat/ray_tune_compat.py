@@ -41,7 +41,7 @@ class FastDefineByRun:
         return {**ot_trial.params, **(returned or {})}
 
 
-# -- Ray Tune's JSON and CSV loggers (search/trial_logs.py) -----------------------------------
+# -- Ray Tune's JSON and CSV loggers (driver/trial_logs.py) -----------------------------------
 
 _LOGS_FALLBACK = (
     "a trial restarted from its checkpoint may lose the result rows (result.json, progress.csv) "
@@ -136,7 +136,7 @@ def trial_runs_of(callback: object) -> dict[Any, str]:
     return _attribute(callback, "_trial_runs", "MLflowLoggerCallback")
 
 
-# -- what Tune keeps of a finished trial (search/finished.py) ---------------------------------
+# -- what Tune keeps of a finished trial (driver/finished.py) ---------------------------------
 # Added for the driver's memory in a long search; independent of the sections above.
 
 _FINISHED_FALLBACK = (

@@ -1,2 +1,3 @@
 """Experiments in buckets (s3://, gs:// and other pyarrow file systems): poptune's own files
-there, the local copy the analysis works on, and the Optuna study saved beside them."""
+there, and the local copy the analysis works on. The study a bucket experiment uploads is
+:mod:`poptune.studies.remote_copy`."""

@@ -103,7 +103,7 @@ def upload(local: Path, location: str) -> None:
 def prune_checkpoints_uri(location: str) -> int:
     """Keep only the newest checkpoint of each trial of a finished search stored at
     ``location``; return how many were removed (the remote twin of
-    ``poptune.search.experiment_files.prune_checkpoints``)."""
+    ``poptune.driver.experiment_files.prune_checkpoints``)."""
     fs, root = filesystem(location)
     removed = 0
     for trial in fs.get_file_info(pyarrow.fs.FileSelector(root)):

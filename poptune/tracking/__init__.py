@@ -39,7 +39,7 @@ from poptune.tracking.runs import (
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
-    from poptune.search.settings import SearchSettings
+    from poptune.driver.settings import SearchSettings
 
 Log = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from typing import Any
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from poptune.compat import ray_tune_compat
-from poptune.search.tune_config import trial_dirname
+from poptune.driver.tune_config import trial_dirname
 from poptune.tracking.runs import EXPERIMENT_TAG, TRIAL_TAG, allow_file_store, client, search_run
 
 # What a trial reports per epoch that is worth a curve (the rest is Tune's bookkeeping).

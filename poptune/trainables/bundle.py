@@ -38,9 +38,9 @@ from poptune.files import (
 )
 from poptune.metric import clip_popularity
 from poptune.trainables.config import ModelConfig
-from poptune.trainables.ensemble import SeedEnsemble
 from poptune.trainables.loop import TargetScale, predict
 from poptune.trainables.models import build_model
+from poptune.trainables.seed_ensemble import SeedEnsemble
 
 FORMAT = "poptune-model"
 FORMAT_VERSION = 2

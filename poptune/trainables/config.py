@@ -22,7 +22,7 @@ FAMILIES: tuple[str, ...] = tuple(FAMILY_WIDTHS)
 # through their training quantiles onto a normal (poptune.trainables.features).
 FEATURE_MAPS: tuple[str, ...] = ("robust", "quantile")
 # The learning rate over a run: constant (the reference's), or a short warm-up then a cosine
-# decay to zero over the run's epochs (poptune.trainables.schedule).
+# decay to zero over the run's epochs (poptune.trainables.lr_schedule).
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 # Keys every family has, whatever its widths and dropout.
 COMMON_KEYS = ("family", "lr", "batch_size", "weight_decay", "features", "schedule")

@@ -225,8 +225,7 @@ def _restore(
 
 
 def _epochs_since_best(history: list[EpochStats]) -> int:
-    best = min(history, key=lambda h: h["val_mse"])
-    return history[-1]["epoch"] - best["epoch"]
+    return history[-1]["epoch"] - min(history, key=lambda h: h["val_mse"])["epoch"]
 
 
 def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) -> np.ndarray:
@@ -243,11 +242,9 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, scale: TargetScale) 
 def _validation_scores(
     model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray, scale: TargetScale, diverged: bool
 ) -> dict[str, float]:
-    if diverged:
+    pred = None if diverged else predict(model, x_val, scale)
+    if pred is None or not np.isfinite(pred).all():
         # A diverged model is scored as if it predicted the training mean: a finite, honest
         # "no better than nothing" that TPE can learn from, where a NaN would poison the study.
-        return regression_scores(y_val, np.full(len(y_val), scale.mean))
-    pred = predict(model, x_val, scale)
-    if not np.isfinite(pred).all():
-        return regression_scores(y_val, np.full(len(y_val), scale.mean))
+        pred = np.full(len(y_val), scale.mean)
     return regression_scores(y_val, pred)

@@ -14,7 +14,7 @@ from torch import nn
 from poptune.compat import torch_compat
 from poptune.trainables.config import ModelConfig
 from poptune.trainables.features import QuantileInput, fit_and_map
-from poptune.trainables.schedule import learning_rate
+from poptune.trainables.lr_schedule import learning_rate
 
 # Rows per forward pass outside training (validation, predict, the input map of the training
 # rows). On the CPU, 4,096 rows of a 512-wide layer are 8 MB of activations, where the whole

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from poptune.analysis.ensemble import EnsembleResult
+from poptune.analysis.config_ensemble import EnsembleResult
 from poptune.analysis.finalists import FamilyRow
 from poptune.analysis.profile import BandError, PDCurve
 from poptune.trainables import ModelConfig

@@ -29,8 +29,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from poptune.compat import optuna_compat, ray_tune_compat
 from poptune.metric import METRIC
-from poptune.search.study import fast_commits
-from poptune.search.study_file import StudyFile
+from poptune.studies.database import fast_commits
+from poptune.studies.study_file import StudyFile
 
 _UNSET = object()
 # The study copy of the search this driver runs, while it runs: see study_copy_of_this_run().

@@ -118,7 +118,7 @@ class TrialTensorBoard(TBXLoggerCallback):
 
     It subclasses Tune's TBX logger only so that Tune does not add its own (Tune adds the default
     loggers it does not find among the callbacks): its last-value HParams would contradict these.
-    The JSON and CSV logs `poptune analyze` reads are :mod:`poptune.search.trial_logs`'.
+    The JSON and CSV logs `poptune analyze` reads are :mod:`poptune.driver.trial_logs`'.
     """
 
     def __init__(self, max_epochs: int) -> None:

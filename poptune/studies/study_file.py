@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 
 from poptune.compat import optuna_compat
 from poptune.compat.optuna_compat import rdb_models as models
-from poptune.search.study import fast_commits
-from poptune.search.study_rows import TRIAL_TABLES, TRIALS, add_rows, trial_row, utc
+from poptune.studies.database import fast_commits
+from poptune.studies.rows import TRIAL_TABLES, TRIALS, add_rows, trial_row, utc
 
 
 class StudyFile:

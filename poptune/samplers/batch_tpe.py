@@ -38,7 +38,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from poptune.compat.optuna_compat import tpe_sampler as _tpe_sampler
-from poptune.search.fast_tpe import RememberedParams
+from poptune.samplers.fast_tpe import RememberedParams
 
 BATCH_ABOVE = 8  # trials running: with this many or fewer, each suggestion has its own fit
 RUNNING_PER_SUGGESTION = 4  # trials running, per suggestion one fit serves

@@ -39,7 +39,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from poptune.compat.optuna_compat import default_gamma
-from poptune.search.fast_tpe import faster_tpe
+from poptune.samplers.fast_tpe import faster_tpe
 
 RECENT = 200
 BEST = 50

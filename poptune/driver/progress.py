@@ -7,9 +7,9 @@ from typing import TextIO
 
 from ray.tune import Callback
 
+from poptune.driver import disk_full
+from poptune.driver.settings import BUDGET_SAMPLE_CAP
 from poptune.metric import METRIC
-from poptune.search import disk_full
-from poptune.search.settings import BUDGET_SAMPLE_CAP
 
 _DISK_FULL = "could not write to the experiment: the disk is full; stopping the search"
 

@@ -1,4 +1,4 @@
-"""Optuna's RDB schema as rows: what :class:`~poptune.search.study_file.StudyFile` inserts for
+"""Optuna's RDB schema as rows: what :class:`~poptune.studies.study_file.StudyFile` inserts for
 a trial, table by table, in the form Optuna's RDB storage writes and reads back (its own models'
 conversions of values, its distributions as JSON, naive UTC times)."""
 

@@ -19,10 +19,10 @@ import pyarrow.fs
 
 from poptune import uri
 from poptune.data import DataSource
+from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError, UsageError
 from poptune.files import read_json
 from poptune.layout import SEARCH_FILE
-from poptune.search.settings import SearchSettings
 from poptune.storage.remote import filesystem, read_json_uri
 
 TUNER_FILE = "tuner.pkl"  # Tune's pickled Tuner: its configs, searcher and callbacks

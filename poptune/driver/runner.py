@@ -20,22 +20,22 @@ from poptune.cluster.autoscale import find_autoscaling
 from poptune.cluster.session import ray_session
 from poptune.cluster.storage import local_storage_warning
 from poptune.data import Prepared
-from poptune.search.disk_full import TrialsHitFullDisk, watching_the_disk
-from poptune.search.experiment_files import (
+from poptune.driver.disk_full import TrialsHitFullDisk, watching_the_disk
+from poptune.driver.experiment_files import (
     check_experiment_dir,
     previous_wall_s,
     prune_checkpoints,
     replace_experiment_dir,
     write_search_file,
 )
-from poptune.search.resume import (
+from poptune.driver.resume import (
     saved_trial_counts,
 )
-from poptune.search.searcher import study_copy_of_this_run
-from poptune.search.settings import SearchSettings
-from poptune.search.signals import sigterm_as_sigint
-from poptune.search.tune_config import study_file_for, trainable_for
-from poptune.search.tuner import new_tuner, restored_tuner
+from poptune.driver.searcher import study_copy_of_this_run
+from poptune.driver.settings import SearchSettings
+from poptune.driver.signals import sigterm_as_sigint
+from poptune.driver.tune_config import study_file_for, trainable_for
+from poptune.driver.tuner import new_tuner, restored_tuner
 from poptune.storage import remote
 
 
@@ -73,7 +73,7 @@ def run_search(
     experiment holds this search's poptune_search.json: from then on ``--resume`` continues it.
 
     A full disk under the experiment stops the search as Ctrl-C does, and then this raises
-    :class:`~poptune.search.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
+    :class:`~poptune.driver.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
     """
     _quiet_tune()
     exp_dir = check_experiment_dir(settings)
@@ -141,7 +141,7 @@ def run_search(
     elif finished:
         remote.prune_checkpoints_uri(settings.experiment_uri)
     if exp_dir is None and settings.study_storage is None:
-        from poptune.storage.study_copy import save_remote_study
+        from poptune.studies.remote_copy import save_remote_study
 
         save_remote_study(settings.experiment_uri, settings.name)
     # A spent time budget ends a search before num_samples, and that is no interruption: the

@@ -35,9 +35,9 @@ from poptune import uri
 from poptune.cluster import capacity
 from poptune.cluster.capacity import ClusterInfo
 from poptune.data import Prepared
+from poptune.driver.settings import SearchSettings
 from poptune.estimate.epoch_cost import EpochCostModel, calibrate_locally, sample_space
-from poptune.estimate.schedule import SlotCosts, simulate_search
-from poptune.search.settings import SearchSettings
+from poptune.estimate.simulation import SlotCosts, simulate_search
 from poptune.trainables.config import REFERENCE, ModelConfig
 
 SPACE_SAMPLES = 4000
@@ -133,8 +133,8 @@ def calibrate_on_cluster(
     settings: SearchSettings, prepared: Prepared, model: EpochCostModel
 ) -> Calibration:
     """One short search through `run_search` itself, timed by a SearchClock."""
+    from poptune.driver.runner import run_search
     from poptune.estimate.clock import SearchClock
-    from poptune.search.runner import run_search
 
     # A few slots show the overheads; a local machine may have fewer than that. A cluster's
     # size is known only once joined: there the calibration asks for the few regardless.

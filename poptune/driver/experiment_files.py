@@ -10,10 +10,10 @@ from pathlib import Path
 
 from poptune import uri
 from poptune.data import Prepared
+from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError
 from poptune.files import package_versions, read_json, write_json_atomic
 from poptune.layout import SEARCH_FILE
-from poptune.search.settings import SearchSettings
 from poptune.storage import remote
 
 

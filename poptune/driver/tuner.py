@@ -1,6 +1,6 @@
 """Tune's Tuner of a search, new or restored: where it writes (a local experiment through a
 file system whose files are whole or absent), how often a trial may fail, which checkpoints it
-keeps, and poptune's callbacks. What it runs is :mod:`poptune.search.tune_config`'s."""
+keeps, and poptune's callbacks. What it runs is :mod:`poptune.driver.tune_config`'s."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from poptune import uri
 from poptune.cluster import capacity
 from poptune.cluster.autoscale import Autoscaling
 from poptune.cluster.capacity import ClusterInfo
-from poptune.search.finished import FinishedTrials
-from poptune.search.progress import TrialProgress
-from poptune.search.resume import DAMAGED_PICKLE, has_tune_state, rebuildable_tuner_state
-from poptune.search.settings import SearchSettings
-from poptune.search.study_file import StudyFile
-from poptune.search.tensorboard import TrialTensorBoard
-from poptune.search.trial_logs import TrialCsvLog, TrialJsonLog
-from poptune.search.tune_config import tune_config
+from poptune.driver.finished import FinishedTrials
+from poptune.driver.progress import TrialProgress
+from poptune.driver.resume import DAMAGED_PICKLE, has_tune_state, rebuildable_tuner_state
+from poptune.driver.settings import SearchSettings
+from poptune.driver.tensorboard import TrialTensorBoard
+from poptune.driver.trial_logs import TrialCsvLog, TrialJsonLog
+from poptune.driver.tune_config import tune_config
 from poptune.storage.atomic_fs import atomic_local_filesystem
+from poptune.studies.study_file import StudyFile
 
 
 def new_tuner(

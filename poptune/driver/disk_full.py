@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poptune.search.signals import stop_like_ctrl_c
+from poptune.driver.signals import stop_like_ctrl_c
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # How the errors read in text (Tune's error files, Ray's log lines), and what each means.

@@ -2,7 +2,7 @@
 
 Without --study-storage the searcher keeps the study in memory, and Tune saves it
 with the searcher's state (``searcher-state-*.pkl``) in the experiment: that is what --resume
-restores. A local experiment gets a SQLite copy at each save (search/study_file.py); SQLite
+restores. A local experiment gets a SQLite copy at each save (studies/study_file.py); SQLite
 cannot live in a bucket (it needs file locks and in-place writes), so with s3:// or gs://
 storage, when the search ends, this module copies that study into a SQLite file and uploads it
 as the experiment's optuna_study.db, so the analysis (hyperparameter importance) and

@@ -11,21 +11,21 @@ from ray import tune
 from poptune import uri
 from poptune.compat import optuna_compat
 from poptune.data import Prepared
+from poptune.driver.resources import per_trial
+from poptune.driver.scheduling import NewestFirstASHA, NewestFirstFIFO
+from poptune.driver.searcher import PoptuneOptunaSearch
+from poptune.driver.settings import SearchSettings
 from poptune.errors import UsageError
 from poptune.layout import STUDY_FILE
 from poptune.metric import METRIC, MODE
-from poptune.search.batch_tpe import BatchTPESampler
-from poptune.search.resources import per_trial
-from poptune.search.scheduling import NewestFirstASHA, NewestFirstFIFO
-from poptune.search.searcher import PoptuneOptunaSearch
-from poptune.search.settings import SearchSettings
-from poptune.search.study import driver_study_storage
-from poptune.search.study_file import StudyFile
-from poptune.search.window import BEST, RECENT, WindowedSampler
+from poptune.samplers.batch_tpe import BatchTPESampler
+from poptune.samplers.window import BEST, RECENT, WindowedSampler
 from poptune.spaces import FAMILY_STARTS, WEIGHT_DECAY_RANGE, define_space
+from poptune.studies.database import driver_study_storage
+from poptune.studies.study_file import StudyFile
 from poptune.trainables.config import REFERENCE
 from poptune.trainables.splits import TrainingData
-from poptune.trainables.tune import TrialSettings, train_trial
+from poptune.trainables.trainable import TrialSettings, train_trial
 
 
 def trainable_for(
@@ -38,7 +38,7 @@ def trainable_for(
     """poptune's trial function (or ``swapped``, a benchmark's stand-in) with each trial's
     resources and the training data attached; ``deadline``: the time budget's end, in epoch
     seconds, after which a trial stops at its next epoch."""
-    # One factory for every trial (search/resources.py), not a dict that makes one each.
+    # One factory for every trial (driver/resources.py), not a dict that makes one each.
     resources = per_trial(settings.cpus_per_trial, settings.gpus_per_trial)
     if swapped is not None:
         return tune.with_resources(swapped, resources)
@@ -133,7 +133,7 @@ def trial_dirname(trial) -> str:
 
 
 def study_file_for(settings: SearchSettings) -> StudyFile | None:
-    """Without --study-storage the study is kept in memory (poptune/search/study_file.py says
+    """Without --study-storage the study is kept in memory (poptune/studies/study_file.py says
     why); a local experiment gets a copy as optuna_study.db at each save of the search."""
     if settings.study_storage is not None or not settings.storage_is_local:
         return None
