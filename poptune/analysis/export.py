@@ -40,7 +40,7 @@ def best_config_document(
             "best_epochs": list(retrained.best_epochs),
             "seed": settings["seed"],
         }
-    if final is not None and final is not retrained:
+    if final is not None:
         training["final_model"] = {
             "schedule": final.config.schedule,
             "epochs": final.epochs,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from scipy import stats
@@ -94,10 +93,8 @@ def retrain_many(
     keeps the last's."""
     seed_values = seed_list(seeds, base_seed)
     jobs = [(config, seed) for config in configs for seed in seed_values]
-    fit_one = partial(_fit_one, keep_best=keep_best)
-    fits = _fit_all(
-        jobs, TrainingData.of(prepared), epochs, workers or os.cpu_count() or 1, fit_one
-    )
+    workers = workers or os.cpu_count() or 1
+    fits = _fit_all(jobs, TrainingData.of(prepared), epochs, workers, keep_best)
     out = []
     for i, config in enumerate(configs):
         mine = fits[i * seeds : (i + 1) * seeds]
@@ -160,7 +157,7 @@ def seed_rmses(retrained: Retrained, prepared: Prepared) -> list[float]:
 
 
 def _fit_one(
-    config: ModelConfig, data: Splits, epochs: int, seed: int, *, keep_best: bool = True
+    config: ModelConfig, data: Splits, epochs: int, seed: int, keep_best: bool
 ) -> FitResult:
     return fit(config, data, epochs=epochs, seed=seed, threads=1, keep_best=keep_best,
                patience=PATIENCE if keep_best else None)  # fmt: skip
@@ -171,15 +168,16 @@ def _fit_all(
     data: Splits,
     epochs: int,
     workers: int,
-    fit_one: Callable[..., FitResult] = _fit_one,
+    keep_best: bool,
 ) -> list[FitResult]:
     if workers <= 1 or len(jobs) <= 1:
-        return [fit_one(config, data, epochs, seed) for config, seed in jobs]
+        return [_fit_one(config, data, epochs, seed, keep_best) for config, seed in jobs]
     from joblib import Parallel, delayed  # scikit-learn's own dependency
 
     # max_nbytes=None: each worker gets its own writable copy (no read-only memmap for torch).
     parallel = Parallel(n_jobs=min(workers, len(jobs)), max_nbytes=None)
-    return parallel(delayed(fit_one)(config, data, epochs, seed) for config, seed in jobs)
+    calls = (delayed(_fit_one)(config, data, epochs, seed, keep_best) for config, seed in jobs)
+    return parallel(calls)
 
 
 def _summarize(
