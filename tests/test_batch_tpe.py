@@ -1,5 +1,6 @@
-"""BatchTPESampler: Optuna's TPE draw for draw where it serves one suggestion a fit, several a fit
-(each the best of its own candidates) once the study is large and many trials run."""
+"""BatchTPESampler: Optuna's TPE draw for draw where it serves one suggestion a fit (floats to
+their last bits, see tests/numerics.py), several a fit (each the best of its own candidates) once
+the study is large and many trials run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from poptune.samplers.batch_tpe import BatchTPESampler
+from tests.numerics import assert_suggestions_close
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -74,7 +76,7 @@ def _counting_draws(sampler: BatchTPESampler, monkeypatch: pytest.MonkeyPatch) -
 def test_with_eight_running_or_a_small_study_it_is_optunas_tpe_draw_for_draw(in_flight, batch_from):
     _, expected = _search(_tpe(4), trials=90, in_flight=in_flight)
     _, suggested = _search(_batch(4, batch_from), trials=90, in_flight=in_flight)
-    assert suggested == expected
+    assert_suggestions_close(suggested, expected)
 
 
 def test_with_32_running_one_fit_serves_eight_suggestions_each_of_its_own(monkeypatch):

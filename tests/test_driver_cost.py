@@ -1,7 +1,7 @@
 """The pieces that keep the search's driver fast at scale, each against the real thing it stands
-in for: the TPE window against the whole study, SciPy's log Φ against Optuna's, the single-writer
-study cache against a fresh reader of the same database, newest-first scheduling, and the
-concurrency limit taken from the cluster's nodes and its autoscaler."""
+in for: the TPE window against the whole study, TPE's scores in C against Optuna's, the
+single-writer study cache against a fresh reader of the same database, newest-first scheduling,
+and the concurrency limit taken from the cluster's nodes and its autoscaler."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from poptune.cluster.capacity import ClusterInfo, check_fits, max_concurrent, no
 from poptune.driver.scheduling import NewestFirstFIFO
 from poptune.driver.settings import SearchSettings
 from poptune.errors import UsageError
-from poptune.samplers.fast_tpe import _split_once, _swapped, faster_tpe, log_ndtr, ndtr
+from poptune.samplers import parzen, truncnorm
+from poptune.samplers.batch_tpe import BatchTPESampler
 from poptune.samplers.window import WindowedSampler
 from poptune.studies.database import InMemoryStudyStorage, driver_study_storage
+from tests.numerics import assert_suggestions_close
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -276,65 +278,112 @@ def test_a_window_too_small_for_tpes_good_group_is_refused():
 # ---------------------------------------------------------------- log Φ
 
 
-def test_scipy_ndtr_and_log_ndtr_agree_with_optunas_own_and_the_swaps_are_put_back():
+def test_scipy_gauss_mass_agrees_with_optunas_own():
     from optuna.samplers._tpe import _truncnorm
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([np.linspace(-30, 5.9, 400), rng.normal(0, 4, 400), [-1e3, 0.0, 1e-8]])
+    b = a + np.concatenate([rng.exponential(0.5, len(a) - 3), [1.0, 1e-9, 2.0]])
+    expected = _truncnorm._log_gauss_mass(a, b)
+    np.testing.assert_allclose(truncnorm.log_gauss_mass(a, b), expected, rtol=1e-7, atol=1e-300)
+
+
+def _mixed_space(trial: optuna.Trial) -> float:
+    """Every kind of key TPE scores: categorical, float, log float, stepped float, int, log int."""
+    kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+    x = trial.suggest_float("x", -1, 1)
+    x += 0.1 * np.log10(trial.suggest_float("lr", 1e-4, 1e-1, log=True))
+    x += trial.suggest_float("drop", 0.0, 0.5, step=0.05)
+    x += trial.suggest_int("batch", 16, 256, step=16) / 256
+    if kind != "a":
+        x += trial.suggest_int("width", 1, 64, log=True) / 64
+    if kind == "c":
+        x += trial.suggest_float("dropout", 0, 0.5)
+    return (x - 0.3) ** 2
+
+
+def test_draws_and_scores_in_c_equal_optunas_own_for_every_kind_of_key():
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    study = optuna.create_study(sampler=_tpe(0))
+    study.optimize(_mixed_space, n_trials=60)
+    ours = BatchTPESampler(seed=1, multivariate=True, group=True, batch_from=10**9)
+    trials = study.get_trials(deepcopy=False)
+    space = optuna.search_space.intersection_search_space(trials)
+    below, above = trials[:15], trials[15:]
+    mpe = [
+        ours._build_parzen_estimator(study, space, t, handle_below=h)
+        for t, h in ((below, True), (above, False))
+    ]
+    samples = mpe[0].sample(np.random.RandomState(2), 500)
+    assert isinstance(mpe[0], _ParzenEstimator) and len(samples) == len(space) >= 5
+    for estimator in mpe:  # the same draws from the same random state
+        drawn = parzen.sample(estimator, np.random.RandomState(2), 500)
+        theirs = estimator.sample(np.random.RandomState(2), 500)
+        assert drawn.keys() == theirs.keys()
+        for name in drawn:
+            np.testing.assert_allclose(drawn[name], theirs[name], rtol=1e-12, err_msg=name)
+    theirs = optuna.samplers.TPESampler._compute_acquisition_func(ours, samples, *mpe)
+    np.testing.assert_allclose(ours._compute_acquisition_func(samples, *mpe), theirs, rtol=1e-7)
+
+
+def _suggestions(sampler: optuna.samplers.BaseSampler, monkeypatch) -> tuple[list[dict], int]:
+    """15 suggestions after 40 trials over three groups of keys, and how often TPE split."""
     from optuna.samplers._tpe import sampler as tpe_module
 
-    own, own_ndtr, own_split = _truncnorm._log_ndtr, _truncnorm._ndtr, tpe_module._split_trials
-    a = np.concatenate([np.linspace(-30, 5.9, 400), [-1e3, 0.0, 1e-8]])
-    expected = np.asarray(own(a), dtype=float)
-    np.testing.assert_allclose(log_ndtr(a), expected, rtol=1e-7, atol=1e-300)
-    b = np.linspace(-8, 8, 801)
-    np.testing.assert_allclose(ndtr(b), own_ndtr(b), rtol=1e-12, atol=1e-15)
-    with faster_tpe():
-        assert _truncnorm._log_ndtr is log_ndtr and _truncnorm._ndtr is ndtr
-        assert tpe_module._split_trials is not own_split
-    assert _truncnorm._log_ndtr is own and tpe_module._split_trials is own_split
-    assert _truncnorm._ndtr is own_ndtr
+    calls, own = [0], tpe_module._split_trials
+
+    def counted(*args):
+        calls[0] += 1
+        return own(*args)
+
+    monkeypatch.setattr(tpe_module, "_split_trials", counted)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_mixed_space, n_trials=40)
+    calls[0] = 0
+    sampled = []
+    for _ in range(15):
+        trial = study.ask()
+        group = study.sampler.infer_relative_search_space(study, trial)
+        sampled.append(study.sampler.sample_relative(study, trial, group))
+        study.tell(trial, float(len(sampled)))
+    monkeypatch.setattr(tpe_module, "_split_trials", own)
+    return sampled, calls[0]
 
 
 def test_one_split_per_suggestion_samples_exactly_what_tpe_samples(monkeypatch):
     """Three groups of keys: TPE splits the trials three times a suggestion, poptune once."""
+    plain, plain_splits = _suggestions(_tpe(3), monkeypatch)
+    batch = BatchTPESampler(
+        seed=3, multivariate=True, group=True, constant_liar=True, batch_from=10**9
+    )
+    once, splits = _suggestions(batch, monkeypatch)
+    assert len(plain) == 15 and all(plain)
+    assert_suggestions_close(once, plain)
+    assert plain_splits == 3 * 15 and splits == 15
+
+
+def test_a_suggestion_leaves_optunas_modules_as_they_are(monkeypatch):
+    """poptune's cheaper steps are the sampler's own methods: while it scores, splits and
+    draws, every name in Optuna's TPE modules is Optuna's."""
+    from optuna.samplers._tpe import _truncnorm, parzen_estimator, probability_distributions
     from optuna.samplers._tpe import sampler as tpe_module
 
-    def space(trial: optuna.Trial) -> float:
-        kind = trial.suggest_categorical("kind", ["a", "b", "c"])
-        x = trial.suggest_float("x", -1, 1)
-        if kind != "a":
-            x += trial.suggest_int("width", 1, 64, log=True) / 64
-        if kind == "c":
-            x += trial.suggest_float("dropout", 0, 0.5)
-        return (x - 0.3) ** 2
+    modules = (_truncnorm, parzen_estimator, probability_distributions, tpe_module)
+    before = [dict(vars(m)) for m in modules]
+    seen = []
 
-    def suggestions(swap: bool) -> tuple[list[dict], int]:
-        calls = [0]
-        own = tpe_module._split_trials
+    class Watched(BatchTPESampler):
+        def _compute_acquisition_func(self, *args):
+            seen.append(all(dict(vars(m)) == b for m, b in zip(modules, before, strict=True)))
+            return super()._compute_acquisition_func(*args)
 
-        def counted(*args):
-            calls[0] += 1
-            return own(*args)
-
-        monkeypatch.setattr(tpe_module, "_split_trials", counted)
-        study = optuna.create_study(sampler=_tpe(3))
-        study.optimize(space, n_trials=40)
-        calls[0] = 0
-        sampled = []
-        for _ in range(15):
-            trial = study.ask()
-            group = study.sampler.infer_relative_search_space(study, trial)
-            if swap:
-                with _swapped(tpe_module, "_split_trials", _split_once):
-                    sampled.append(study.sampler.sample_relative(study, trial, group))
-            else:
-                sampled.append(study.sampler.sample_relative(study, trial, group))
-            study.tell(trial, float(len(sampled)))
-        monkeypatch.setattr(tpe_module, "_split_trials", own)
-        return sampled, calls[0]
-
-    plain, plain_splits = suggestions(swap=False)
-    once, splits = suggestions(swap=True)
-    assert once == plain and len(plain) == 15 and all(plain)
-    assert plain_splits == 3 * 15 and splits == 15
+    sampler = WindowedSampler(
+        Watched(seed=0, multivariate=True, group=True, constant_liar=True, batch_from=10**9)
+    )
+    optuna.create_study(sampler=sampler).optimize(_mixed_space, n_trials=20)
+    assert len(seen) >= 10 and all(seen)
+    assert all(dict(vars(m)) == b for m, b in zip(modules, before, strict=True))
 
 
 def test_remembered_params_give_tpe_the_arrays_it_would_build_itself():

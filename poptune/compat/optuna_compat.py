@@ -3,8 +3,8 @@
 What uses them, and the public path each falls back to:
 
 - the windowed, batched TPE (``poptune.samplers``: TPE's ``default_gamma``, ``_split_trials``,
-  ``_truncnorm``, ``Study._get_trials`` and ``TPESampler``'s private steps) → Optuna's own
-  ``TPESampler`` with the same settings;
+  its Parzen estimators' kernels, ``Study._get_trials`` and ``TPESampler``'s private steps) →
+  Optuna's own ``TPESampler`` with the same settings;
 - the single-writer cached storage of ``--study-storage`` (``studies/database.py``:
   ``_CachedStorage``) → Optuna's ``RDBStorage``;
 - the study copy written in bulk into Optuna's tables (``studies/study_file.py`` and
@@ -23,7 +23,7 @@ from poptune.compat import major_minor, off_reason, public_paths_forced, warn_on
 WRITTEN_FOR = ((5, 0),)
 
 try:
-    from optuna.samplers._tpe import _truncnorm as truncnorm
+    from optuna.samplers._tpe import probability_distributions
     from optuna.samplers._tpe import sampler as tpe_sampler
     from optuna.samplers._tpe.sampler import default_gamma
     from optuna.storages._cached_storage import _CachedStorage as CachedStorage
@@ -32,7 +32,7 @@ try:
 
     _missing: str | None = None
 except ImportError as exc:  # a later Optuna moved them: the public paths below are taken
-    truncnorm = tpe_sampler = default_gamma = rdb_models = StudyInfo = None  # type: ignore[assignment]
+    probability_distributions = tpe_sampler = default_gamma = rdb_models = StudyInfo = None  # type: ignore[assignment]
     # A base that defines every storage method, so that subclasses here still import.
     CachedStorage = optuna.storages.BaseStorage  # type: ignore[assignment,misc]
     _missing = str(exc)

@@ -2,7 +2,8 @@
 
 - ``window``: ``WindowedSampler``, TPE shown a bounded window of the study;
 - ``batch_tpe``: ``BatchTPESampler``, a few suggestions from each fit while many trials run;
-- ``fast_tpe``: TPE's scoring and its trials' params in TPE's form, computed once.
+- ``parzen``, ``truncnorm``: TPE's candidates drawn and scored with Φ and log Φ in C;
+- ``remembered_params``: each trial's params in TPE's form, worked out once.
 
 They reach Optuna's private names through :mod:`poptune.compat.optuna_compat`, and outside the
 Optuna they were written for the search uses Optuna's own ``TPESampler`` instead.

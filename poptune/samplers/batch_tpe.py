@@ -24,6 +24,14 @@ suggestions a fit from the start did cost: early on each outcome moves the model
 such a search was behind at 200 and 400 trials (6 seeds). Before ``batch_from``, and with 8 or
 fewer trials running, a fit serves one suggestion and the sampler is Optuna's TPE, draw for
 draw (the same seed gives the same suggestions).
+
+Two of TPE's steps are made cheaper for every suggestion, without changing what it samples: its
+candidates are drawn and scored with Φ and log Φ in C (:mod:`poptune.samplers.parzen`), and the
+split of the trials into the good and the bad set is made once per suggestion. With
+``group=True`` TPE samples each group of keys on its own (poptune's space has three: the keys
+every family has, ``width_2``, ``width_3``/``dropout``) and splits the same trials for each,
+sorting them by value each time; the split does not depend on the group (a third of TPE's cost
+at a 250-trial window).
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from poptune.compat.optuna_compat import tpe_sampler as _tpe_sampler
-from poptune.samplers.fast_tpe import RememberedParams
+from poptune.samplers import parzen
+from poptune.samplers.remembered_params import RememberedParams
 
 BATCH_ABOVE = 8  # trials running: with this many or fewer, each suggestion has its own fit
 RUNNING_PER_SUGGESTION = 4  # trials running, per suggestion one fit serves
@@ -48,13 +57,22 @@ MOST_PER_FIT = 16
 class BatchTPESampler(RememberedParams, TPESampler):
     """Optuna's TPE, serving ``⌈running / 4⌉`` suggestions (at most 16) from each fit once it is
     shown ``batch_from`` finished trials and more than 8 run (see the module), each trial's
-    params turned into TPE's form once (fast_tpe); takes TPESampler's arguments too."""
+    params turned into TPE's form once, its split made once a suggestion and its candidates
+    scored in C; takes TPESampler's arguments too."""
 
     def __init__(self, *args: Any, batch_from: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch_from = batch_from
         # Per group of keys: its search space, and the suggestions drawn for it not yet served.
         self._drawn: dict[tuple[str, ...], tuple[dict[str, BaseDistribution], list[dict]]] = {}
+        self._last_split: tuple[Any, ...] | None = None  # this suggestion's, see _split
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_last_split": None}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._last_split = None
+        super().before_trial(study, trial)
 
     def _sample(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -87,13 +105,12 @@ class BatchTPESampler(RememberedParams, TPESampler):
             self._gamma = (
                 _tpe_sampler.default_gamma if single else _tpe_sampler.default_gamma_multiobjective
             )
-        # Through the module, so that a swap of it (fast_tpe) applies here as in Optuna's own.
-        below, above = _tpe_sampler._split_trials(study, trials, self._gamma(finished))
+        below, above = self._split(study, trials, self._gamma(finished))
         mpe_below = self._build_parzen_estimator(study, search_space, below, handle_below=True)
         mpe_above = self._build_parzen_estimator(study, search_space, above, handle_below=False)
 
         n = self._n_ei_candidates
-        samples = mpe_below.sample(self._rng.rng, n * count)
+        samples = parzen.sample(mpe_below, self._rng.rng, n * count)
         scores = self._compute_acquisition_func(samples, mpe_below, mpe_above)
         # Suggestion i is the best of candidates [i n, (i + 1) n): each as TPE would pick it.
         picks = np.arange(count) * n + scores.reshape(count, n).argmax(axis=1)
@@ -104,3 +121,22 @@ class BatchTPESampler(RememberedParams, TPESampler):
             }
             for i in picks
         ]
+
+    def _split(
+        self, study: Study, trials: list[FrozenTrial], n_below: int
+    ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """TPE's split of ``trials`` into the good and the bad set, made once for all groups of
+        keys of one suggestion: they see the same trial objects (the study is read once per
+        suggestion), so the objects' identities and ``n_below`` are the key. The study and the
+        trials are held with it, so that no identity can be reused while it is remembered."""
+        key = (id(study), n_below, tuple(map(id, trials)))
+        if self._last_split is None or self._last_split[0] != key:
+            split = _tpe_sampler._split_trials(study, trials, n_below)
+            self._last_split = (key, study, trials, split)
+        below, above = self._last_split[3]
+        return list(below), list(above)  # fresh lists, as the caller may change them
+
+    def _compute_acquisition_func(
+        self, samples: dict[str, np.ndarray], mpe_below: Any, mpe_above: Any
+    ) -> np.ndarray:
+        return parzen.acquisition(samples, mpe_below, mpe_above)

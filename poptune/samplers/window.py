@@ -39,7 +39,6 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from poptune.compat.optuna_compat import default_gamma
-from poptune.samplers.fast_tpe import faster_tpe
 
 RECENT = 200
 BEST = 50
@@ -141,9 +140,7 @@ class WindowedSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        window = self.window(study, trial)
-        with faster_tpe():
-            return self._sampler.sample_relative(window, trial, search_space)
+        return self._sampler.sample_relative(self.window(study, trial), trial, search_space)
 
     def sample_independent(
         self,
@@ -153,8 +150,7 @@ class WindowedSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         window = self.window(study, trial)
-        with faster_tpe():
-            return self._sampler.sample_independent(window, trial, param_name, param_distribution)
+        return self._sampler.sample_independent(window, trial, param_name, param_distribution)
 
     def after_trial(
         self,
