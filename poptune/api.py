@@ -19,7 +19,7 @@ from poptune.driver.disk_full import is_disk_full
 from poptune.errors import ExperimentError
 from poptune.experiment import Experiment, load, open_experiment
 from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE
-from poptune.location import local_copy, location_of, read_search_meta, write_json_in
+from poptune.location import local_copy, location_of, read_search_meta
 from poptune.options import changed_fields
 from poptune.preflight import preflight, require_tracking
 from poptune.process_state import keeps_process_state
@@ -97,8 +97,6 @@ def _searched(
         f"{info.rows_used:,} rows after dedupe ({info.duplicates_dropped:,} duplicate "
         f"track rows dropped); split {info.train:,}/{info.val:,}/{info.test:,}"
     )
-    from poptune.analysis.export import best_config_document
-    from poptune.analysis.results import read_results
     from poptune.driver.runner import run_search
 
     say(f"{_what_runs(settings)} into {uri.shown(settings.experiment_uri)}")
@@ -123,14 +121,10 @@ def _searched(
         # an interrupt at any other phase is.
         raise KeyboardInterrupt
     location = location_of(settings.experiment_uri)
-    results = read_results(location)
-    meta = read_search_meta(location)
-    document = best_config_document(results.best(), meta)
-    best_file = write_json_in(location, BEST_CONFIG_FILE, document)
-    say(f"best config written to {best_file}")
+    say(f"best config written to {outcome.best_config}")
     if not uri.is_remote(location):
         say(f"inspect the trials with: tensorboard --logdir {location}")
-    return open_experiment(location, search=meta, results=results)
+    return open_experiment(location, search=read_search_meta(location), results=outcome.results)
 
 
 @keeps_process_state

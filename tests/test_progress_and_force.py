@@ -59,3 +59,44 @@ def test_force_with_an_unreachable_cluster_keeps_the_old_experiment(tmp_path):
     with pytest.raises(UsageError, match="cannot reach"):
         run_search(settings, prepared)
     assert (old / "best_config.json").read_text() == "{}"
+
+
+_RUN_SEARCH = """
+import json, sys
+from poptune import SearchSettings
+from poptune.data import DataSource, prepare, synthetic_tracks
+from poptune.driver.runner import run_search
+
+settings = SearchSettings(data=DataSource(synthetic_rows=600), storage=sys.argv[1], name="direct",
+                          num_samples=3, max_epochs=2, address=sys.argv[2])
+outcome = run_search(settings, prepare(synthetic_tracks(600, 0), seed=0))
+best = outcome.results.best()
+print(json.dumps({"file": outcome.best_config, "trial_id": best.trial_id,
+                  "val_mse": best.best_val_mse, "finished": outcome.terminated}))
+"""
+
+
+@pytest.mark.ray
+def test_run_search_alone_leaves_the_best_trials_config(ray_cluster, ray_env, tmp_path):
+    """Not only `poptune search`: a program calling the runner gets best_config.json too."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **ray_env}
+    args = [sys.executable, "-c", _RUN_SEARCH, str(tmp_path / "runs"), ray_cluster.address]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = json.loads(proc.stdout.strip().splitlines()[-1])
+    written = tmp_path / "runs" / "direct" / "best_config.json"
+    assert said["file"] == str(written) and said["finished"] == 3
+    document = json.loads(written.read_text())
+    assert document["reproduce"]["trial_id"] == said["trial_id"]
+    assert document["reproduce"]["val_mse"] == said["val_mse"]
+    assert document["family"] in (
+        "MLP1Layer",
+        "MLP2Layer",
+        "MLP3LayerDropout",
+        "MLP2LayerBatchNorm",
+    )

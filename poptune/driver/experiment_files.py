@@ -1,7 +1,8 @@
-"""The experiment folder of a search, as the runner keeps it: refuse to overwrite one (or to
-resume one that is not there), replace it on --force, record the search's settings and wall time
-in poptune_search.json, and keep only each trial's newest checkpoint once the search is over.
-Local folders and bucket URIs alike (``poptune.storage.remote`` for the latter)."""
+"""The experiment folder of a search, as the runner keeps it: refuse to overwrite one (or to resume
+one that is not there), replace it on --force, record the search's settings and wall time in
+poptune_search.json, write best_config.json of the best trial and keep only each trial's newest
+checkpoint once the search is over. Local folders and bucket URIs alike (``poptune.storage.remote``
+for the latter)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import shutil
 from pathlib import Path
 
 from poptune import uri
+from poptune.analysis.export import best_config_document
+from poptune.analysis.results import SearchResults, read_results
 from poptune.data import Prepared
 from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError
 from poptune.files import package_versions, read_json, write_json_atomic
-from poptune.layout import SEARCH_FILE
+from poptune.layout import BEST_CONFIG_FILE, SEARCH_FILE
+from poptune.location import location_of, read_search_meta, write_json_in
 from poptune.storage import remote
 
 
@@ -81,3 +85,12 @@ def previous_wall_s(settings: SearchSettings) -> float:
         return float(meta.get("wall_s") or 0.0)
     except (OSError, ValueError):
         return 0.0
+
+
+def write_best_config(settings: SearchSettings) -> tuple[str, SearchResults]:
+    """best_config.json of the search's best trial, once the search is over (the analysis
+    rewrites it for its winner); return where it went, as messages show it, and the results."""
+    where = location_of(settings.experiment_uri)
+    results = read_results(where)
+    document = best_config_document(results.best(), read_search_meta(where))
+    return write_json_in(where, BEST_CONFIG_FILE, document), results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import optuna
 from ray import tune
@@ -26,6 +28,7 @@ from poptune.driver.experiment_files import (
     previous_wall_s,
     prune_checkpoints,
     replace_experiment_dir,
+    write_best_config,
     write_search_file,
 )
 from poptune.driver.resume import (
@@ -41,11 +44,16 @@ from poptune.storage import remote
 
 @dataclass(frozen=True)
 class SearchOutcome:
+    """A search's trial counts and wall; for a search that ran to its end, where its
+    best_config.json is and the results it was chosen from (None after an interrupt)."""
+
     experiment: str
     trials: int
     terminated: int
     errored: int
     wall_s: float
+    best_config: str | None = None
+    results: Any = None  # poptune.analysis.results.SearchResults
 
     @property
     def unfinished(self) -> int:
@@ -71,6 +79,8 @@ def run_search(
     ``local_cpus``: the CPUs a private local Ray advertises instead of this machine's own
     (simulating a bigger one); ignored when joining a cluster. ``on_saved`` is called once the
     experiment holds this search's poptune_search.json: from then on ``--resume`` continues it.
+    A search that runs to its end (every trial finished, or the time budget spent) leaves
+    best_config.json of its best trial in the experiment.
 
     A full disk under the experiment stops the search as Ctrl-C does, and then this raises
     :class:`~poptune.driver.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
@@ -147,13 +157,17 @@ def run_search(
     # A spent time budget ends a search before num_samples, and that is no interruption: the
     # trials it never started are not owed. Otherwise every trial not finished is unfinished.
     budget_spent = settings.time_budget is not None and wall_s >= settings.time_budget
-    return SearchOutcome(
+    outcome = SearchOutcome(
         experiment=settings.experiment_uri,
         trials=saved.trials if budget_spent else max(settings.num_samples, saved.trials),
         terminated=saved.terminated,
         errored=saved.errored,
         wall_s=wall_s,
     )
+    if outcome.unfinished:  # stopped on a signal: the caller says how to continue
+        return outcome
+    best_config, results = write_best_config(settings)
+    return dataclasses.replace(outcome, best_config=best_config, results=results)
 
 
 def _quiet_tune() -> None:
