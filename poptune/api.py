@@ -18,11 +18,11 @@ from poptune import continuing, uri
 from poptune.driver.disk_full import is_disk_full
 from poptune.errors import ExperimentError
 from poptune.experiment import Experiment, load, open_experiment
-from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE
-from poptune.location import local_copy, location_of, read_search_meta
+from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE, SEARCH_FILE
 from poptune.options import changed_fields
 from poptune.preflight import preflight, require_tracking
 from poptune.process_state import keeps_process_state
+from poptune.storage.location import ExperimentLocation
 
 if TYPE_CHECKING:
     from poptune.analysis.settings import AnalyzeSettings
@@ -120,11 +120,12 @@ def _searched(
         # Tune stopped on a signal (its own graceful stop, state saved): answered in _search as
         # an interrupt at any other phase is.
         raise KeyboardInterrupt
-    location = location_of(settings.experiment_uri)
+    location = settings.location
     say(f"best config written to {outcome.best_config}")
-    if not uri.is_remote(location):
-        say(f"inspect the trials with: tensorboard --logdir {location}")
-    return open_experiment(location, search=read_search_meta(location), results=outcome.results)
+    if not location.is_remote:
+        say(f"inspect the trials with: tensorboard --logdir {location.where}")
+    search = location.read_json(SEARCH_FILE)
+    return open_experiment(location.where, search=search, results=outcome.results)
 
 
 @keeps_process_state
@@ -200,26 +201,25 @@ def _analyzed(location: str, settings: AnalyzeSettings, log: Log) -> Experiment:
     from poptune.analysis.analyze import load_search_meta
     from poptune.tracking import log_analysis_to_mlflow
 
-    remote = uri.is_remote(location)  # then analyzed in a local copy, and the results uploaded
-    folder = local_copy(location) if remote else uri.local_path(location)
-    if remote:
-        from poptune.storage.remote import download_experiment, upload
-
+    where = ExperimentLocation.of(location)
+    # A bucket experiment is analysed in a local copy, and what the analysis wrote uploaded.
+    folder = where.local_copy() if where.is_remote else where.local_dir
+    if where.is_remote:
         try:
-            copied = download_experiment(location, folder)
+            copied = where.download(folder)
         except FileNotFoundError:
             raise ExperimentError(
-                f"{uri.shown(location)}: no such experiment; pass <storage>/<name>"
+                f"{where.shown()}: no such experiment; pass <storage>/<name>"
             ) from None
-        log(f"copied {copied} file(s) of {uri.shown(location)} to {folder} (checkpoints left out)")
+        log(f"copied {copied} file(s) of {where.shown()} to {folder} (checkpoints left out)")
     metrics = analyze_folder(folder, settings, log=log)
-    if remote:
-        upload(folder / BEST_CONFIG_FILE, uri.join(location, BEST_CONFIG_FILE))
+    if where.is_remote:
+        where.upload(folder / BEST_CONFIG_FILE, BEST_CONFIG_FILE)
         uploaded = BEST_CONFIG_FILE
         if settings.out is None:  # an --out folder of the user's own stays where they put it
-            upload(folder / ANALYSIS_DIR, uri.join(location, ANALYSIS_DIR))
+            where.upload(folder / ANALYSIS_DIR, ANALYSIS_DIR)
             uploaded = f"{ANALYSIS_DIR}/ and {BEST_CONFIG_FILE}"
-        log(f"uploaded {uploaded} to {uri.shown(location)}")
+        log(f"uploaded {uploaded} to {where.shown()}")
     meta = load_search_meta(folder)
     log_analysis_to_mlflow(meta, metrics, folder, settings, log)
     # The metrics an Experiment shows are those of the experiment's own analysis/: this

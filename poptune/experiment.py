@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from poptune import uri
 from poptune.errors import ExperimentError
 from poptune.layout import ANALYSIS_DIR, BEST_CONFIG_FILE, METRICS_FILE, SEARCH_FILE
-from poptune.location import read_json_in
+from poptune.storage.location import ExperimentLocation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +65,7 @@ def load(location: str | Path) -> Experiment:
     location = str(location)
     if not uri.is_remote(location):  # Tune reads an experiment from an absolute path only
         location = str(uri.local_path(location).expanduser().resolve())
-    search = read_json_in(location, SEARCH_FILE)
+    search = ExperimentLocation.of(location).read_json_or_none(SEARCH_FILE)
     if search is None:
         raise ExperimentError(
             f"{uri.shown(location)}: has no {SEARCH_FILE}, so it is not an experiment made by "
@@ -89,7 +89,8 @@ def open_experiment(
     from poptune.analysis.results import read_results
 
     results = results if results is not None else read_results(location)
-    best = read_json_in(location, BEST_CONFIG_FILE)
+    where = ExperimentLocation.of(location)
+    best = where.read_json_or_none(BEST_CONFIG_FILE)
     if best is not None:
         best.pop("reproduce", None)
     elif any(t.best_val_mse is not None for t in results.trials):
@@ -99,7 +100,7 @@ def open_experiment(
         best_config=best or {},
         trials=trials_frame(results),
         metrics=(
-            read_json_in(location, ANALYSIS_DIR, METRICS_FILE) if metrics is _UNREAD else metrics
+            where.read_json_or_none(ANALYSIS_DIR, METRICS_FILE) if metrics is _UNREAD else metrics
         ),
         search=search,
     )

@@ -13,7 +13,7 @@ from poptune.driver.resume import resumed_settings
 from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError, UsageError
 from poptune.layout import SEARCH_FILE
-from poptune.storage.remote import read_json_uri, write_json_uri
+from poptune.storage.location import ExperimentLocation
 
 SHA = "ab" * 32
 
@@ -85,7 +85,10 @@ def test_a_moved_data_file_is_accepted_and_checked_by_sha256(started, tmp_path):
 def test_nothing_to_resume(tmp_path):
     with pytest.raises(ExperimentError, match="there is no experiment at"):
         resumed_settings(resume(tmp_path), explicit={"name", "resume"})
-    (tmp_path / "runs" / "exp").mkdir(parents=True)
+    (tmp_path / "runs" / "exp").mkdir(parents=True)  # an empty folder is no experiment either
+    with pytest.raises(ExperimentError, match="there is no experiment at"):
+        resumed_settings(resume(tmp_path), explicit={"name", "resume"})
+    (tmp_path / "runs" / "exp" / "notes.txt").write_text("not poptune's")
     with pytest.raises(ExperimentError, match=f"{SEARCH_FILE} is missing"):
         resumed_settings(resume(tmp_path), explicit={"name", "resume"})
 
@@ -95,20 +98,33 @@ def test_remote_storage_reads_the_search_file_there(started, tmp_path, monkeypat
     local = tmp_path / "runs" / "exp" / SEARCH_FILE
     asked: list[str] = []
 
-    def fake_read(uri: str) -> dict:
-        asked.append(uri)
+    def fake_read(location: ExperimentLocation, *parts: str) -> dict:
+        asked.append(location.join(*parts))
         return json.loads(local.read_text())
 
-    monkeypatch.setattr("poptune.driver.resume.read_json_uri", fake_read)
+    monkeypatch.setattr(ExperimentLocation, "read_json", fake_read)
+    monkeypatch.setattr(ExperimentLocation, "holds_files", lambda location: True)
     given = SearchSettings(storage="s3://bucket/runs", name="exp", resume=True)
     settings, sha = resumed_settings(given, explicit={"storage", "name", "resume"})
     assert asked == [f"s3://bucket/runs/exp/{SEARCH_FILE}"]
     assert settings.storage == "s3://bucket/runs" and settings.num_samples == 10 and sha == SHA
 
 
-def test_remote_json_round_trip_through_pyarrow(tmp_path):
-    uri = f"file://{tmp_path}/deep/er/{SEARCH_FILE}"
-    write_json_uri(uri, {"wall_s": 1.5})
-    assert read_json_uri(uri) == {"wall_s": 1.5}
-    with pytest.raises(FileNotFoundError):
-        read_json_uri(f"file://{tmp_path}/none.json")
+def test_an_experiment_location_reads_back_what_it_wrote_and_names_what_is_missing(tmp_path):
+    at = ExperimentLocation.of(f"file://{tmp_path}/exp")  # a file:// URI is a local folder
+    assert not at.is_remote and at.local_dir == tmp_path / "exp"
+    assert not at.holds_files()
+    assert at.write_json({"wall_s": 1.5}, "deep", SEARCH_FILE) == str(
+        tmp_path / "exp" / "deep" / SEARCH_FILE
+    )
+    assert at.holds_files() and at.read_json("deep", SEARCH_FILE) == {"wall_s": 1.5}
+    with pytest.raises(FileNotFoundError, match=r"exp/none\.json"):
+        at.read_json("none.json")
+    assert at.read_json_or_none("none.json") is None
+    for trial, saved in (("t0", 3), ("t1", 1)):
+        for n in range(saved):
+            (tmp_path / "exp" / trial / f"checkpoint_{n:06d}").mkdir(parents=True)
+    assert at.prune_checkpoints() == 2
+    assert sorted(p.name for p in (tmp_path / "exp" / "t0").iterdir()) == ["checkpoint_000002"]
+    at.delete()
+    assert not (tmp_path / "exp").exists() and not at.holds_files()

@@ -187,7 +187,8 @@ def test_run_resume_and_refusals_with_the_endpoint_in_the_environment(s3, poptun
 
     missing = ("--address", ray_cluster.address, "--storage", f"s3://{BUCKET}/env")
     proc = poptune_s3("search", *missing, "--name", "nothing", "--resume", env=env)
-    assert proc.returncode == 2 and "poptune_search.json is missing" in proc.stderr
+    assert proc.returncode == 2
+    assert f"there is no experiment at s3://{BUCKET}/env/nothing; check --storage" in proc.stderr
 
 
 def _bucket(endpoint: str) -> dict[str, bytes]:

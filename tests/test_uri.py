@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from poptune import uri
-from poptune.api import local_copy
 from poptune.driver.settings import SearchSettings
 from poptune.errors import UsageError
+from poptune.storage.location import ExperimentLocation
 
 MINIO = "s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http"
 
@@ -43,8 +43,10 @@ def test_messages_hide_secret_options():
 
 def test_a_remote_experiment_is_copied_below_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("POPTUNE_CACHE_DIR", str(tmp_path))
-    assert local_copy(uri.join(MINIO, "exp")) == tmp_path / "experiments/s3/bucket/runs/exp"
-    assert local_copy("gs://b/../x/./y") == tmp_path / "experiments/gs/b/x/y"  # never above
+    copy = ExperimentLocation(uri.join(MINIO, "exp")).local_copy()
+    assert copy == tmp_path / "experiments/s3/bucket/runs/exp"
+    never_above = ExperimentLocation("gs://b/../x/./y").local_copy()
+    assert never_above == tmp_path / "experiments/gs/b/x/y"
 
 
 def test_mlflow_tracking_uris(tmp_path, monkeypatch):

@@ -8,13 +8,13 @@ from typing import Any
 
 import yaml
 
-from poptune import uri
 from poptune.analysis.results import TrialRecord
 from poptune.analysis.retrain import Retrained
 from poptune.errors import ExperimentError, UsageError
-from poptune.files import package_versions, read_json, write_json_atomic, write_text_atomic
+from poptune.files import package_versions, write_json_atomic, write_text_atomic
 from poptune.layout import BEST_CONFIG_FILE
 from poptune.metric import METRIC, MODE
+from poptune.storage.location import ExperimentLocation
 
 
 def best_config_document(
@@ -93,19 +93,11 @@ def export_best_config(exp_dir: str | Path, out: str | Path | None) -> str:
 
 
 def _best_config(exp_dir: str | Path) -> dict[str, Any]:
-    if uri.is_remote(exp_dir):
-        from poptune.storage.remote import read_json_uri
-
-        source: str | Path = uri.join(str(exp_dir), BEST_CONFIG_FILE)
-        try:
-            return read_json_uri(source)
-        except FileNotFoundError:
-            pass
-        source, shown = uri.shown(source), uri.shown(exp_dir)
-    else:
-        source, shown = Path(exp_dir) / BEST_CONFIG_FILE, str(exp_dir)
-        if source.is_file():
-            return read_json(source)
-    raise ExperimentError(
-        f"{source}: not found; run `poptune search` (or `poptune analyze`) on {shown} first"
-    )
+    location = ExperimentLocation.of(exp_dir)
+    try:
+        return location.read_json(BEST_CONFIG_FILE)
+    except FileNotFoundError:
+        raise ExperimentError(
+            f"{location.shown(BEST_CONFIG_FILE)}: not found; run `poptune search` (or "
+            f"`poptune analyze`) on {location.shown()} first"
+        ) from None

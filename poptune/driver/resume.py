@@ -12,7 +12,6 @@ import logging
 import pickle
 from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
@@ -21,9 +20,8 @@ from poptune import uri
 from poptune.data import DataSource
 from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError, UsageError
-from poptune.files import read_json
 from poptune.layout import SEARCH_FILE
-from poptune.storage.remote import filesystem, read_json_uri
+from poptune.storage.location import ExperimentLocation
 
 TUNER_FILE = "tuner.pkl"  # Tune's pickled Tuner: its configs, searcher and callbacks
 # What Tune resumes from besides tuner.pkl: the trials, and the searcher's state.
@@ -73,26 +71,23 @@ def resumed_settings(
 
 def _search_file(given: SearchSettings) -> dict[str, Any]:
     """The experiment's poptune_search.json, from a local folder or from s3://, gs://."""
-    if given.storage_is_local:
-        exp_dir = uri.local_path(given.experiment_uri)
-        if not exp_dir.is_dir():
-            raise ExperimentError(
-                f"--resume: there is no experiment at {exp_dir}; check --storage and --name"
-            )
-        where: str | Path = exp_dir / SEARCH_FILE
-    else:
-        where = uri.join(given.experiment_uri, SEARCH_FILE)
+    location = given.location
+    if not location.holds_files():
+        raise ExperimentError(
+            f"--resume: there is no experiment at {location.shown()}; check --storage and --name"
+        )
+    where = location.shown(SEARCH_FILE)
     try:
-        meta = read_json(where) if isinstance(where, Path) else read_json_uri(where)
+        meta = location.read_json(SEARCH_FILE)
     except FileNotFoundError as exc:
         raise ExperimentError(
-            f"--resume: {uri.shown(where)} is missing, so there is no poptune experiment to resume "
-            "there; check --storage and --name"
+            f"--resume: {where} is missing, so there is no poptune experiment to resume there; "
+            "check --storage and --name"
         ) from exc
     except (OSError, ValueError) as exc:
-        raise ExperimentError(f"--resume: cannot read {uri.shown(where)} ({exc})") from exc
+        raise ExperimentError(f"--resume: cannot read {where} ({exc})") from exc
     if not isinstance(meta, dict):
-        raise ExperimentError(f"--resume: {uri.shown(where)} is not a poptune search file")
+        raise ExperimentError(f"--resume: {where} is not a poptune search file")
     return meta
 
 
@@ -184,9 +179,6 @@ def has_tune_state(experiment: str) -> bool:
 
 
 def _top_level_names(experiment: str) -> list[str]:
-    if uri.is_remote(experiment):
-        fs, path = filesystem(experiment)
-    else:
-        fs, path = filesystem(str(uri.local_path(experiment).absolute()))
+    fs, path = ExperimentLocation.of(experiment).filesystem()
     selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
     return [info.base_name for info in fs.get_file_info(selector)]

@@ -24,10 +24,9 @@ from poptune.cluster.storage import local_storage_warning
 from poptune.data import Prepared
 from poptune.driver.disk_full import TrialsHitFullDisk, watching_the_disk
 from poptune.driver.experiment_files import (
-    check_experiment_dir,
+    check_experiment,
     previous_wall_s,
-    prune_checkpoints,
-    replace_experiment_dir,
+    replace_experiment,
     write_best_config,
     write_search_file,
 )
@@ -39,7 +38,6 @@ from poptune.driver.settings import SearchSettings
 from poptune.driver.signals import sigterm_as_sigint
 from poptune.driver.tune_config import study_file_for, trainable_for
 from poptune.driver.tuner import new_tuner, restored_tuner
-from poptune.storage import remote
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ def run_search(
     :class:`~poptune.driver.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
     """
     _quiet_tune()
-    exp_dir = check_experiment_dir(settings)
+    location = check_experiment(settings)
     wall_before = previous_wall_s(settings) if settings.resume else 0.0
     study_file = study_file_for(settings)
     # The experiment's own optuna_study.db, also when a resumed experiment has moved.
@@ -96,10 +94,7 @@ def run_search(
         capacity.check_fits(settings, cluster, autoscaling)
         # Only now, with the cluster joined and able to run trials, is an old experiment
         # replaced (--force): a failed connection must not cost the user their results.
-        if exp_dir is not None:
-            replace_experiment_dir(exp_dir, settings)
-        elif settings.force:
-            remote.delete(settings.experiment_uri)
+        replace_experiment(location, settings)
         warning = local_storage_warning(
             settings,
             cluster.address,
@@ -145,12 +140,10 @@ def run_search(
     # Counted from the saved state: after an interrupt the returned grid calls stopped trials
     # TERMINATED, and trials never started are in neither.
     saved = saved_trial_counts(settings.experiment_uri)
-    finished = saved.trials and saved.terminated + saved.errored == saved.trials
-    if finished and exp_dir is not None:
-        prune_checkpoints(exp_dir)
-    elif finished:
-        remote.prune_checkpoints_uri(settings.experiment_uri)
-    if exp_dir is None and settings.study_storage is None:
+    if saved.trials and saved.terminated + saved.errored == saved.trials:
+        location.prune_checkpoints()
+    # A local experiment's study copy is written as the search runs (studies/study_file.py).
+    if location.is_remote and settings.study_storage is None:
         from poptune.studies.remote_copy import save_remote_study
 
         save_remote_study(settings.experiment_uri, settings.name)

@@ -7,11 +7,15 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from poptune import uri
 from poptune.data import DEDUPE_CHOICES, DataSource
 from poptune.errors import UsageError
 from poptune.options import Option, check_choices, integer, number, option
+
+if TYPE_CHECKING:
+    from poptune.storage.location import ExperimentLocation
 
 SCHEDULERS = ("asha", "fifo")
 SAMPLERS = ("tpe", "random")
@@ -156,7 +160,14 @@ class SearchSettings:
 
     @property
     def storage_is_local(self) -> bool:
-        return "://" not in self.storage or self.storage.startswith("file://")
+        return not uri.is_remote(self.storage)
+
+    @property
+    def location(self) -> ExperimentLocation:
+        """Where the experiment is, for every read and write of its files."""
+        from poptune.storage.location import ExperimentLocation  # pyarrow: only when needed
+
+        return ExperimentLocation.of(self.experiment_uri)
 
     @property
     def storage_uri(self) -> str:

@@ -204,13 +204,13 @@ def calibration_storage(settings: SearchSettings) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="poptune-estimate-") as tmp:
             yield str(Path(tmp) / "runs")
         return
-    from poptune.storage import remote
+    from poptune.storage.location import ExperimentLocation
 
     prefix = uri.join(settings.storage_uri, f".poptune-estimate-{secrets.token_hex(8)}")
     try:
         yield prefix
     finally:
-        remote.delete(prefix)
+        ExperimentLocation(prefix).delete()
 
 
 def estimate_search(settings: SearchSettings, prepared: Prepared) -> Estimate:

@@ -1,3 +1,4 @@
-"""Experiments in buckets (s3://, gs:// and other pyarrow file systems): poptune's own files
-there, and the local copy the analysis works on. The study a bucket experiment uploads is
-:mod:`poptune.studies.remote_copy`."""
+"""Where an experiment's files are: ``location`` (one object for a folder or a bucket URI, over
+pyarrow's file systems, through which every file of an experiment is read and written) and
+``atomic_fs`` (the local file system Tune writes a local experiment through, each file whole or
+absent). The study a bucket experiment uploads is :mod:`poptune.studies.remote_copy`."""

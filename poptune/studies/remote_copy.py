@@ -22,7 +22,7 @@ import pyarrow.fs
 from poptune import uri
 from poptune.compat import ray_tune_compat
 from poptune.layout import STUDY_FILE
-from poptune.storage.remote import filesystem, upload
+from poptune.storage.location import ExperimentLocation
 
 SEARCHER_STATE_PREFIX = "searcher-state-"  # Tune's name for a saved searcher
 
@@ -58,12 +58,12 @@ def _save(experiment: str, study_name: str) -> int:
         # Finished trials only: a trial still running has no outcome to record yet.
         trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         copy.add_trials(trials)
-        upload(path, uri.join(experiment, STUDY_FILE))
+        ExperimentLocation(experiment).upload(path, STUDY_FILE)
     return len(trials)
 
 
 def _saved_study(experiment: str) -> optuna.Study | None:
-    fs, root = filesystem(experiment)
+    fs, root = ExperimentLocation(experiment).filesystem()
     states = sorted(
         (info for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
          if info.base_name.startswith(SEARCHER_STATE_PREFIX)),
