@@ -120,6 +120,8 @@ def _searched(
         # Tune stopped on a signal (its own graceful stop, state saved): answered in _search as
         # an interrupt at any other phase is.
         raise KeyboardInterrupt
+    if outcome.best_config is None:
+        outcome.results.best()  # no trial with a finite result: raises the error that says so
     location = settings.location
     say(f"best config written to {outcome.best_config}")
     if not location.is_remote:

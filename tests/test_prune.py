@@ -1,6 +1,6 @@
 """A finished search keeps only each trial's newest checkpoint (all are kept while it runs)."""
 
-from poptune.driver.experiment_files import prune_checkpoints
+from poptune.storage.location import ExperimentLocation
 
 
 def test_prune_keeps_the_newest_checkpoint_of_each_trial(tmp_path):
@@ -9,7 +9,7 @@ def test_prune_keeps_the_newest_checkpoint_of_each_trial(tmp_path):
             (tmp_path / trial / f"checkpoint_{i:06d}").mkdir(parents=True)
             (tmp_path / trial / f"checkpoint_{i:06d}" / "training_state.pt").write_bytes(b"x")
     (tmp_path / "MLP1Layer_a" / "result.json").write_text("{}")
-    assert prune_checkpoints(tmp_path) == 2 + 0 + 11
+    assert ExperimentLocation.of(tmp_path).prune_checkpoints() == 2 + 0 + 11
     assert sorted(p.name for p in (tmp_path / "MLP1Layer_a").iterdir()) == [
         "checkpoint_000002",
         "result.json",

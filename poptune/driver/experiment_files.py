@@ -7,7 +7,7 @@ checkpoint once the search is over. Local folders and bucket URIs alike, through
 from __future__ import annotations
 
 from poptune.analysis.export import best_config_document
-from poptune.analysis.results import SearchResults, read_results
+from poptune.analysis.results import SearchResults
 from poptune.data import Prepared
 from poptune.driver.settings import SearchSettings
 from poptune.errors import ExperimentError
@@ -61,10 +61,9 @@ def previous_wall_s(settings: SearchSettings) -> float:
         return 0.0
 
 
-def write_best_config(settings: SearchSettings) -> tuple[str, SearchResults]:
-    """best_config.json of the search's best trial, once the search is over (the analysis
-    rewrites it for its winner); return where it went, as messages show it, and the results."""
+def write_best_config(settings: SearchSettings, results: SearchResults) -> str:
+    """best_config.json of the search's best trial in ``results``, once the search is over (the
+    analysis rewrites it for its winner); return where it went, as messages show it."""
     location = settings.location
-    results = read_results(location.where)
     document = best_config_document(results.best(), location.read_json(SEARCH_FILE))
-    return location.write_json(document, BEST_CONFIG_FILE), results
+    return location.write_json(document, BEST_CONFIG_FILE)

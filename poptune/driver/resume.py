@@ -72,12 +72,13 @@ def resumed_settings(
 def _search_file(given: SearchSettings) -> dict[str, Any]:
     """The experiment's poptune_search.json, from a local folder or from s3://, gs://."""
     location = given.location
-    if not location.holds_files():
-        raise ExperimentError(
-            f"--resume: there is no experiment at {location.shown()}; check --storage and --name"
-        )
     where = location.shown(SEARCH_FILE)
     try:
+        if not location.holds_files():
+            raise ExperimentError(
+                f"--resume: there is no experiment at {location.shown()}; check --storage and "
+                "--name"
+            )
         meta = location.read_json(SEARCH_FILE)
     except FileNotFoundError as exc:
         raise ExperimentError(

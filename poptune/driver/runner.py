@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from ray import tune
 
+from poptune.analysis.results import read_results
 from poptune.cluster import capacity
 from poptune.cluster.autoscale import find_autoscaling
 from poptune.cluster.session import ray_session
@@ -78,7 +79,8 @@ def run_search(
     (simulating a bigger one); ignored when joining a cluster. ``on_saved`` is called once the
     experiment holds this search's poptune_search.json: from then on ``--resume`` continues it.
     A search that runs to its end (every trial finished, or the time budget spent) leaves
-    best_config.json of its best trial in the experiment.
+    best_config.json of its best trial in the experiment, unless no trial reported a finite
+    result (then ``best_config`` is None).
 
     A full disk under the experiment stops the search as Ctrl-C does, and then this raises
     :class:`~poptune.driver.disk_full.TrialsHitFullDisk` (an OSError, ENOSPC).
@@ -159,7 +161,9 @@ def run_search(
     )
     if outcome.unfinished:  # stopped on a signal: the caller says how to continue
         return outcome
-    best_config, results = write_best_config(settings)
+    results = read_results(location.where)
+    # No trial with a finite result has no best config: the caller says so, after its summary.
+    best_config = write_best_config(settings, results) if results.ranked() else None
     return dataclasses.replace(outcome, best_config=best_config, results=results)
 
 

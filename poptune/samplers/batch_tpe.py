@@ -60,6 +60,9 @@ class BatchTPESampler(RememberedParams, TPESampler):
     params turned into TPE's form once, its split made once a suggestion and its candidates
     scored in C; takes TPESampler's arguments too."""
 
+    # A class default too: a sampler unpickled from a search saved before it had a split memo.
+    _last_split: tuple[Any, ...] | None = None
+
     def __init__(self, *args: Any, batch_from: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch_from = batch_from

@@ -78,7 +78,7 @@ def log_pdf(estimator: Any, samples: dict[str, np.ndarray]) -> np.ndarray:
             lows.append(d.adapted_low)
             highs.append(d.adapted_high)
         else:
-            weighted += _discrete_log_mass(x[:, i], d)
+            _add_discrete_log_mass(weighted, x[:, i], d)
     if x_cont:
         mus = np.asarray([d.mu for d in continuous]).T
         sigmas = np.asarray([d.sigma for d in continuous]).T
@@ -96,9 +96,11 @@ def log_pdf(estimator: Any, samples: dict[str, np.ndarray]) -> np.ndarray:
         return np.log(np.exp(weighted - top[:, None]).sum(axis=1)) + top
 
 
-def _discrete_log_mass(xi: np.ndarray, d: Any) -> np.ndarray:
-    """Each sample's log mass under each kernel of a discrete key: its step's interval, over
-    the kernel's mass inside the key's range (each distinct value and kernel worked once)."""
+def _add_discrete_log_mass(weighted: np.ndarray, xi: np.ndarray, d: Any) -> None:
+    """Add to ``weighted`` each sample's log mass under each kernel of a discrete key: its
+    step's interval, over the kernel's mass inside the key's range (each distinct value and
+    kernel worked once). Added, then subtracted, in Optuna's order: each score is Optuna's to
+    the last bit."""
     step = d.step
     xi_uniq, xi_inv = np.unique(xi, return_inverse=True)
     mu_uniq, sigma_uniq, mu_sigma_inv = _dists._unique_inverse_2d(d.mu, d.sigma)
@@ -109,4 +111,5 @@ def _discrete_log_mass(xi: np.ndarray, d: Any) -> np.ndarray:
     a_uniq, b_uniq, inv = _dists._unique_inverse_2d(a.ravel(), b.ravel())
     mass = truncnorm.log_gauss_mass(a_uniq, b_uniq)[inv].reshape(a.shape)
     low, high = (d.adapted_low - mu_uniq) / sigma_uniq, (d.adapted_high - mu_uniq) / sigma_uniq
-    return mass[np.ix_(xi_inv, mu_sigma_inv)] - truncnorm.log_gauss_mass(low, high)[mu_sigma_inv]
+    weighted += mass[np.ix_(xi_inv, mu_sigma_inv)]
+    weighted -= truncnorm.log_gauss_mass(low, high)[mu_sigma_inv]

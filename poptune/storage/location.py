@@ -117,6 +117,12 @@ class ExperimentLocation:
         """Remove the experiment and everything in it (``--force``), if it is there."""
         import pyarrow.fs
 
+        if not self.is_remote:
+            # shutil refuses a symlinked folder, where pyarrow would drop the link alone and
+            # leave the old experiment where it pointed.
+            if self.local_dir.exists():
+                shutil.rmtree(self.local_dir)
+            return
         fs, path = self.filesystem()
         if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
             fs.delete_dir(path)
