@@ -41,9 +41,14 @@ def _umask() -> int:
     return mask
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
+def json_text(obj: Any) -> str:
+    """A result file's JSON text, wherever it is written."""
     # allow_nan=False: a NaN in a result file is a bug to surface, not a value to store.
-    return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    return write_text_atomic(path, json_text(obj))
 
 
 def read_json(path: str | Path) -> Any:

@@ -12,12 +12,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import optuna
 from ray import tune
 
-from poptune.analysis.results import read_results
+from poptune.analysis.results import SearchResults, read_results
 from poptune.cluster import capacity
 from poptune.cluster.autoscale import find_autoscaling
 from poptune.cluster.session import ray_session
@@ -52,7 +51,7 @@ class SearchOutcome:
     errored: int
     wall_s: float
     best_config: str | None = None
-    results: Any = None  # poptune.analysis.results.SearchResults
+    results: SearchResults | None = None
 
     @property
     def unfinished(self) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poptune import uri
-from poptune.files import write_json_atomic
+from poptune.files import json_text, write_json_atomic
 
 if TYPE_CHECKING:  # pyarrow is imported by the methods that touch files: see filesystem()
     import pyarrow.fs
@@ -102,10 +102,8 @@ class ExperimentLocation:
             return str(write_json_atomic(self.local_dir.joinpath(*parts), document))
         fs, path = self.filesystem(*parts)
         fs.create_dir(path.rpartition("/")[0], recursive=True)
-        # allow_nan=False: a NaN in a result file is a bug to surface, not a value to store.
-        data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
         with fs.open_output_stream(path) as stream:
-            stream.write(data)
+            stream.write(json_text(document).encode("utf-8"))
         return self.shown(*parts)
 
     def make(self) -> None:
@@ -115,14 +113,14 @@ class ExperimentLocation:
 
     def delete(self) -> None:
         """Remove the experiment and everything in it (``--force``), if it is there."""
-        import pyarrow.fs
-
         if not self.is_remote:
             # shutil refuses a symlinked folder, where pyarrow would drop the link alone and
             # leave the old experiment where it pointed.
             if self.local_dir.exists():
                 shutil.rmtree(self.local_dir)
             return
+        import pyarrow.fs
+
         fs, path = self.filesystem()
         if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
             fs.delete_dir(path)
